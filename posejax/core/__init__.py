@@ -1,0 +1,1 @@
+"""Skeletons, cameras, geometry and metrics; imports only jax and numpy."""

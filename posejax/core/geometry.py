@@ -1,0 +1,138 @@
+"""Geometry on poses: rotations, similarity Procrustes, bone vectors, the KCS matrix.
+
+Pure ``jax.numpy``; every function broadcasts over leading axes. Poses are
+``[..., J, 3]`` in mm.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from posejax.core import skeleton as skel
+
+
+def axis_angle_to_matrix(axis_angle):
+    """Rodrigues: ``[..., 3]`` rotation vectors (radians) -> ``[..., 3, 3]``."""
+    theta = jnp.linalg.norm(axis_angle, axis=-1, keepdims=True)
+    safe = jnp.where(theta > 1e-8, theta, 1.0)
+    k = axis_angle / safe
+    kx, ky, kz = k[..., 0], k[..., 1], k[..., 2]
+    zero = jnp.zeros_like(kx)
+    kmat = jnp.stack(
+        [
+            jnp.stack([zero, -kz, ky], -1),
+            jnp.stack([kz, zero, -kx], -1),
+            jnp.stack([-ky, kx, zero], -1),
+        ],
+        -2,
+    )
+    s = jnp.sin(theta)[..., None]
+    c = jnp.cos(theta)[..., None]
+    eye = jnp.eye(3, dtype=axis_angle.dtype)
+    return eye + s * kmat + (1 - c) * (kmat @ kmat)
+
+
+def rotation_x(angle):
+    """``[...]`` radians -> ``[..., 3, 3]`` rotation about x."""
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    o, z = jnp.ones_like(angle), jnp.zeros_like(angle)
+    return jnp.stack(
+        [jnp.stack([o, z, z], -1), jnp.stack([z, c, -s], -1), jnp.stack([z, s, c], -1)],
+        -2,
+    )
+
+
+def rotation_y(angle):
+    """``[...]`` radians -> ``[..., 3, 3]`` rotation about y."""
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    o, z = jnp.ones_like(angle), jnp.zeros_like(angle)
+    return jnp.stack(
+        [jnp.stack([c, z, s], -1), jnp.stack([z, o, z], -1), jnp.stack([-s, z, c], -1)],
+        -2,
+    )
+
+
+def rotation_z(angle):
+    """``[...]`` radians -> ``[..., 3, 3]`` rotation about z (the vertical axis in world)."""
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    o, z = jnp.ones_like(angle), jnp.zeros_like(angle)
+    return jnp.stack(
+        [jnp.stack([c, -s, z], -1), jnp.stack([s, c, z], -1), jnp.stack([z, z, o], -1)],
+        -2,
+    )
+
+
+def euler_xyz_to_matrix(angles):
+    """``[..., 3]`` radians (rx, ry, rz), applied x then y then z: ``Rz @ Ry @ Rx``."""
+    return (
+        rotation_z(angles[..., 2]) @ rotation_y(angles[..., 1]) @ rotation_x(angles[..., 0])
+    )
+
+
+def rotate(points, rotation):
+    """``points [..., J, 3]`` by ``rotation [..., 3, 3]``: ``R @ p`` per joint."""
+    return jnp.einsum("...ij,...nj->...ni", rotation, points)
+
+
+def root_relative(pose, root: int = skel.ROOT):
+    """Subtracts the root joint: ``[..., J, D]`` -> same shape, root at zero."""
+    return pose - pose[..., root : root + 1, :]
+
+
+def similarity_transform(pred, target, allow_reflection: bool = False):
+    """Least-squares similarity (s, R, t) with ``s R pred + t ~ target``.
+
+    Args:
+      pred, target: ``[..., J, 3]``.
+      allow_reflection: if False (default) ``det R = +1``; if True the SVD's ``U V^T`` is
+        used as is and may be a reflection (WSGN's official P2, evaluation.md section 3).
+
+    Returns:
+      ``(scale [...], rotation [..., 3, 3], translation [..., 3])``.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {pred.shape} vs {target.shape}")
+    mu_x = target.mean(axis=-2, keepdims=True)
+    mu_y = pred.mean(axis=-2, keepdims=True)
+    x0, y0 = target - mu_x, pred - mu_y
+    m = jnp.einsum("...ji,...jk->...ik", x0, y0)  # X0^T Y0, [..., 3, 3]
+    u, sigma, vt = jnp.linalg.svd(m)
+    if allow_reflection:
+        d = jnp.ones_like(sigma)
+    else:
+        sign = jnp.sign(jnp.linalg.det(u @ vt))
+        sign = jnp.where(sign == 0, 1.0, sign)
+        d = jnp.concatenate([jnp.ones_like(sigma[..., :2]), sign[..., None]], axis=-1)
+    rot = (u * d[..., None, :]) @ vt
+    norm_y = jnp.sum(y0**2, axis=(-2, -1))
+    scale = jnp.sum(sigma * d, axis=-1) / jnp.maximum(norm_y, 1e-12)
+    trans = mu_x[..., 0, :] - scale[..., None] * rotate(mu_y, rot)[..., 0, :]
+    return scale, rot, trans
+
+
+def procrustes_align(pred, target, allow_reflection: bool = False):
+    """``pred`` similarity-aligned onto ``target``; both ``[..., J, 3]``."""
+    s, r, t = similarity_transform(pred, target, allow_reflection)
+    return s[..., None, None] * rotate(pred, r) + t[..., None, :]
+
+
+def bone_vectors(pose, bones=skel.H36M17_BONES):
+    """``[..., J, 3]`` -> ``[..., NB, 3]``: child minus parent for each ``(child, parent)``."""
+    bones = np.asarray(bones)
+    return pose[..., bones[:, 0], :] - pose[..., bones[:, 1], :]
+
+
+def bone_lengths(pose, bones=skel.H36M17_BONES):
+    """``[..., J, 3]`` -> ``[..., NB]`` bone lengths."""
+    return jnp.linalg.norm(bone_vectors(pose, bones), axis=-1)
+
+
+def kcs(pose, bones=skel.H36M17_BONES):
+    """Kinematic chain space matrix ``Psi = B B^T`` (Wandt et al.), ``[..., NB, NB]``.
+
+    ``B [..., NB, 3]`` stacks the bone vectors; the diagonal holds squared bone lengths and
+    the off-diagonal the inner products between bones (angles times lengths).
+    """
+    b = bone_vectors(pose, bones)
+    return jnp.einsum("...ik,...jk->...ij", b, b)

@@ -1,0 +1,1 @@
+"""Data sources, the sequence record format, device-resident datasets and augmentation."""

@@ -1,0 +1,23 @@
+"""Test setup: four fake CPU devices before JAX initialises, paths to shared data."""
+
+import os
+import pathlib
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+flags = os.environ.get("XLA_FLAGS", "")
+if "xla_force_host_platform_device_count" not in flags:
+    os.environ["XLA_FLAGS"] = (flags + " --xla_force_host_platform_device_count=4").strip()
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("POSEJAX_SHARED", REPO.parent / "shared"))
+CMU_DIR = SHARED / "data" / "cmu-mocap"
+CAMERAS_JSON = SHARED / "spec" / "h36m_cameras.json"
+
+
+@pytest.fixture
+def cmu_dir():
+    if not (CMU_DIR / "02.asf").exists():
+        pytest.skip(f"CMU mocap sample not found at {CMU_DIR} (set POSEJAX_SHARED)")
+    return CMU_DIR
