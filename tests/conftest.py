@@ -21,3 +21,10 @@ def cmu_dir():
     if not (CMU_DIR / "02.asf").exists():
         pytest.skip(f"CMU mocap sample not found at {CMU_DIR} (set POSEJAX_SHARED)")
     return CMU_DIR
+
+
+@pytest.fixture
+def cameras_json():
+    if not CAMERAS_JSON.exists():
+        pytest.skip(f"{CAMERAS_JSON} not found (set POSEJAX_SHARED)")
+    return CAMERAS_JSON

@@ -1,0 +1,184 @@
+"""Device-resident pose datasets: a split is loaded once, batches are drawn inside jit.
+
+DESIGN.md rule 1: lifting methods never stream pose examples through Python. A split of
+``SequenceRecord`` s is concatenated into flat arrays (``PoseData``), placed on the devices
+(replicated over the mesh by default: a pose is 17x3 floats), and ``sample_batch`` gathers
+a batch from random indices inside the jitted step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from posejax.core import skeleton as skel
+from posejax.data.records import SequenceRecord
+
+INPUT_2D = ("gt", "det")
+
+
+@flax.struct.dataclass
+class PoseData:
+    """Flat per-frame arrays (numpy on the host, jax on the devices). N frames.
+
+    Attributes:
+      pose3d_world: ``[N, 17, 3]`` mm, world frame (z up).
+      pose3d_cam: ``[N, 17, 3]`` mm, camera frame.
+      kp2d: ``[N, 17, 2]`` px: the 2D input the config asks for (``gt`` or ``det``).
+      kp2d_gt: ``[N, 17, 2]`` px: exact projection (reprojection targets, augmentation).
+      intrinsics: ``[N, 9]``. rotation: ``[N, 3, 3]`` camera to world. position: ``[N, 3]``.
+      res: ``[N, 2]`` image width and height, px.
+      action: ``[N]`` int32 index into ``DeviceDataset.actions``.
+      subject: ``[N]`` int32 index into ``DeviceDataset.subjects``.
+      valid: ``[N]`` bool: False on padding rows (evaluation pads to whole batches).
+    """
+
+    pose3d_world: jax.Array
+    pose3d_cam: jax.Array
+    kp2d: jax.Array
+    kp2d_gt: jax.Array
+    intrinsics: jax.Array
+    rotation: jax.Array
+    position: jax.Array
+    res: jax.Array
+    action: jax.Array
+    subject: jax.Array
+    valid: jax.Array
+
+    @property
+    def size(self) -> int:
+        return int(self.action.shape[0])
+
+
+def _concat_records(records: Sequence[SequenceRecord], input_2d: str, stride: int):
+    if input_2d not in INPUT_2D:
+        raise ValueError(f"unknown data.input_2d {input_2d!r}; expected one of {INPUT_2D}")
+    if not records:
+        raise ValueError("no sequences to load: the split is empty")
+    actions = tuple(sorted({r.action for r in records}, key=_action_key))
+    subjects = tuple(sorted({r.subject for r in records}))
+    cols = {k: [] for k in PoseData.__dataclass_fields__}
+    for r in records:
+        if input_2d == "det" and r.kp2d_det is None:
+            raise ValueError(
+                f"data.input_2d='det' but {r.subject}/{r.sequence}/{r.camera} has no detections"
+            )
+        t = np.arange(0, r.num_frames, stride)
+        n = len(t)
+        cols["pose3d_world"].append(r.pose3d_world[t])
+        cols["pose3d_cam"].append(r.pose3d_cam[t])
+        cols["kp2d"].append((r.kp2d_det if input_2d == "det" else r.kp2d_gt)[t])
+        cols["kp2d_gt"].append(r.kp2d_gt[t])
+        cols["intrinsics"].append(np.broadcast_to(r.intrinsics, (n, 9)))
+        cols["rotation"].append(np.broadcast_to(r.rotation, (n, 3, 3)))
+        cols["position"].append(np.broadcast_to(r.position, (n, 3)))
+        cols["res"].append(np.broadcast_to(np.array([r.res_w, r.res_h], np.float32), (n, 2)))
+        cols["action"].append(np.full(n, actions.index(r.action), np.int32))
+        cols["subject"].append(np.full(n, subjects.index(r.subject), np.int32))
+        cols["valid"].append(np.ones(n, bool))
+    arrays = {k: np.concatenate(v).astype(_dtype(k)) for k, v in cols.items()}
+    return PoseData(**arrays), actions, subjects
+
+
+def _dtype(name):
+    return {"action": np.int32, "subject": np.int32, "valid": bool}.get(name, np.float32)
+
+
+def _action_key(name):
+    order = skel.H36M_ACTIONS
+    return (order.index(name), "") if name in order else (len(order), name)
+
+
+@dataclasses.dataclass
+class DeviceDataset:
+    """A split on the devices plus its host-side names.
+
+    Attributes:
+      data: ``PoseData`` of jax arrays (replicated over ``mesh``).
+      host: the same arrays as numpy (statistics, tables).
+      actions, subjects: names for the integer labels.
+    """
+
+    data: PoseData
+    host: PoseData
+    actions: tuple
+    subjects: tuple
+
+    @property
+    def size(self) -> int:
+        return self.host.size
+
+    @classmethod
+    def from_records(cls, records, *, input_2d: str = "gt", mesh: Mesh | None = None,
+                     stride: int = 1, pad_to: int = 1) -> DeviceDataset:  # fmt: skip
+        """Concatenates ``records``, keeps every ``stride``-th frame, pads to a multiple of
+        ``pad_to`` rows (``valid`` False there) and places the arrays on ``mesh`` (replicated)
+        or the default device."""
+        host, actions, subjects = _concat_records(records, input_2d, stride)
+        host = pad(host, pad_to)
+        if mesh is not None:
+            sharding = NamedSharding(mesh, PartitionSpec())
+            data = jax.tree.map(lambda x: jax.device_put(x, sharding), host)
+        else:
+            data = jax.tree.map(jnp.asarray, host)
+        return cls(data=data, host=host, actions=actions, subjects=subjects)
+
+
+def batch_sharding(mesh: Mesh | None):
+    """Batch axis split over the mesh's 'data' axis (``None`` without a mesh)."""
+    return None if mesh is None else NamedSharding(mesh, PartitionSpec("data"))
+
+
+def pad(data: PoseData, multiple: int) -> PoseData:
+    """Pads every array to a multiple of ``multiple`` rows by repeating row 0 (invalid)."""
+    n = data.size
+    extra = (-n) % multiple
+    if extra == 0:
+        return data
+
+    def _pad(x):
+        fill = np.repeat(x[:1], extra, axis=0)
+        return np.concatenate([x, fill], axis=0)
+
+    padded = jax.tree.map(_pad, data)
+    valid = np.concatenate([data.valid, np.zeros(extra, bool)])
+    return padded.replace(valid=valid)
+
+
+def sample_batch(data: PoseData, key: jax.Array, batch_size: int, sharding=None) -> PoseData:
+    """Gathers ``batch_size`` valid rows uniformly at random (inside jit).
+
+    ``sharding``: where the batch should live (e.g. split over the mesh's 'data' axis for
+    data parallelism); ``None`` leaves the placement to XLA.
+    """
+    # Padding rows sit at the end; valid rows are the first sum(valid).
+    n_valid = jnp.sum(data.valid.astype(jnp.int32))
+    idx = jax.random.randint(key, (batch_size,), 0, n_valid)
+    if sharding is not None:
+        idx = jax.lax.with_sharding_constraint(idx, sharding)
+    batch = jax.tree.map(lambda x: x[idx], data)
+    if sharding is not None:
+        batch = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), batch)
+    return batch
+
+
+def batches(data: PoseData, batch_size: int) -> PoseData:
+    """Reshapes ``[N, ...]`` to ``[N // batch_size, batch_size, ...]`` (N must divide)."""
+    if data.size % batch_size:
+        raise ValueError(f"{data.size} rows do not divide into batches of {batch_size}; pad first")
+    return jax.tree.map(lambda x: x.reshape((-1, batch_size) + x.shape[1:]), data)
+
+
+def check_finite(data: PoseData, where: str) -> None:
+    """Raises ``ValueError`` naming the field and count of NaN/inf values."""
+    for name in ("pose3d_world", "pose3d_cam", "kp2d", "kp2d_gt", "intrinsics"):
+        x = np.asarray(getattr(data, name))
+        bad = int(np.sum(~np.isfinite(x)))
+        if bad:
+            raise ValueError(f"{where}: {name} contains {bad} NaN/inf values")

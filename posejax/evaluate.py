@@ -1,0 +1,38 @@
+"""``python -m posejax.evaluate --workdir=DIR``: the protocol tables of a trained run.
+
+Reads ``DIR/config.json`` and the checkpoint (``--step``, default the latest; ``--best``
+for the best kept one), evaluates on the config's test split (all frames unless
+``--stride``), prints per-action P1 / P2 tables and writes ``DIR/eval_<step>.json``.
+"""
+
+import json
+import logging
+import pathlib
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
+flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+flags.DEFINE_bool("best", False, "Use the best kept checkpoint by eval.best_metric.")
+flags.DEFINE_integer("stride", 1, "Evaluate every stride-th test frame.")
+flags.DEFINE_string("out", None, "JSON output path (default: DIR/eval_<step>.json).")
+flags.mark_flags_as_required(["workdir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from posejax.training import protocol
+
+    result = protocol.evaluate_workdir(FLAGS.workdir, step=FLAGS.step, best=FLAGS.best,
+                                       stride=FLAGS.stride)  # fmt: skip
+    out = pathlib.Path(FLAGS.out or pathlib.Path(FLAGS.workdir) / f"eval_{result['step']}.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(result["text"])
+    print(f"\nwrote {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    app.run(main)

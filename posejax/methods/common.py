@@ -1,0 +1,87 @@
+"""Pieces every method shares: the train state, optimizers and schedules from config,
+NNX split/merge into plain dicts, and random streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+# Purpose keys: fold_in(step_key, STREAM) (STYLE.md rule 20).
+DATA, AUGMENT, DROPOUT, LATENT, NOISE, CRITIC = range(6)
+
+
+@flax.struct.dataclass
+class TrainState:
+    """All networks and optimizer states of a method in one pytree.
+
+    Attributes:
+      step: int32 scalar, optimizer steps taken.
+      params: ``{network: nested dict of arrays}``.
+      batch_stats: ``{network: nested dict}`` (BatchNorm running statistics; may be empty).
+      opt_state: ``{optimizer name: optax state}``.
+      norm: normalisation statistics from the training split (not trained).
+    """
+
+    step: jax.Array
+    params: dict
+    batch_stats: dict
+    opt_state: dict
+    norm: dict
+
+
+def split_module(module: nnx.Module):
+    """``module -> (graphdef, params dict, batch_stats dict)`` as plain nested dicts."""
+    graphdef, params, stats = nnx.split(module, nnx.Param, nnx.BatchStat)
+    return graphdef, params.to_pure_dict(), stats.to_pure_dict()
+
+
+def merge(graphdef, params: dict, batch_stats: dict):
+    return nnx.merge(graphdef, params, batch_stats)
+
+
+def batch_stats_of(module: nnx.Module) -> dict:
+    return nnx.state(module, nnx.BatchStat).to_pure_dict()
+
+
+def step_key(root: jax.Array, step) -> jax.Array:
+    return jax.random.fold_in(root, step)
+
+
+def schedule(config) -> optax.Schedule:
+    """Learning-rate schedule from ``config.optim.lr`` and ``config.schedule``."""
+    lr, s = config.optim.lr, config.schedule
+    if s.name == "constant":
+        return optax.constant_schedule(lr)
+    if s.name == "exponential":
+        return optax.exponential_decay(lr, s.decay_steps, s.decay_rate, staircase=s.staircase)
+    if s.name == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, lr, s.warmup_steps, config.train.num_steps)
+    raise ValueError(f"unknown schedule.name {s.name!r}; expected constant, exponential, cosine")
+
+
+def optimizer(config, lr: optax.Schedule | float | None = None) -> optax.GradientTransformation:
+    """Optimizer from ``config.optim`` (``name``: adam, adamw, rmsprop, sgd)."""
+    o = config.optim
+    lr = schedule(config) if lr is None else lr
+    if o.name == "adam":
+        tx = optax.adam(lr, b1=o.b1, b2=o.b2, eps=o.eps)
+    elif o.name == "adamw":
+        tx = optax.adamw(lr, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay)
+    elif o.name == "rmsprop":
+        tx = optax.rmsprop(lr)
+    elif o.name == "sgd":
+        tx = optax.sgd(lr, momentum=o.get("momentum", 0.9))
+    else:
+        raise ValueError(f"unknown optim.name {o.name!r}; expected adam, adamw, rmsprop, sgd")
+    if o.get("grad_clip", 0.0):
+        tx = optax.chain(optax.clip_by_global_norm(o.grad_clip), tx)
+    return tx
+
+
+def tree_size(tree: Any) -> int:
+    return int(sum(jnp.size(x) for x in jax.tree.leaves(tree)))

@@ -1,0 +1,52 @@
+"""The simple-baseline lifter of Martinez et al. (2017): trunk plus a linear 3D head.
+
+Input: 16 2D joints (``skeleton.SUBSETS['mdn_in16']``), 32 values, z-scored pixels.
+Output: 16 root-relative 3D joints (``'mdn_out16'``), 48 values, z-scored mm.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import nnx
+
+from posejax.models.mlp import MartinezTrunk, MaxNormDense
+
+
+class Baseline(nnx.Module):
+    """``[B, in_joints, 2] -> [B, out_joints, 3]`` (normalised units)."""
+
+    def __init__(self, in_joints: int = 16, out_joints: int = 16, *, width: int = 1024,
+                 num_blocks: int = 2, batch_norm: bool = True, max_norm: bool = True,
+                 dropout_rate: float = 0.5, bn_eps: float = 1e-3, bn_momentum: float = 0.99,
+                 rngs: nnx.Rngs):  # fmt: skip
+        self.in_joints, self.out_joints = in_joints, out_joints
+        self.trunk = MartinezTrunk(
+            in_joints * 2, width=width, num_blocks=num_blocks, batch_norm=batch_norm,
+            max_norm=max_norm, dropout_rate=dropout_rate, bn_eps=bn_eps,
+            bn_momentum=bn_momentum, rngs=rngs,
+        )  # fmt: skip
+        self.head = MaxNormDense(width, out_joints * 3, max_norm=max_norm, rngs=rngs)
+
+    def __call__(self, kp2d, *, train: bool = False, key=None):
+        if kp2d.shape[-2:] != (self.in_joints, 2):
+            raise ValueError(
+                f"expected 2D input [B, {self.in_joints}, 2], found {tuple(kp2d.shape)}"
+            )
+        x = kp2d.reshape(kp2d.shape[:-2] + (self.in_joints * 2,))
+        y = self.head(self.trunk(x, train=train, key=key))
+        return y.reshape(y.shape[:-1] + (self.out_joints, 3))
+
+
+def num_params(width: int = 1024, num_blocks: int = 2, in_dim: int = 32, out_dim: int = 48,
+               batch_norm: bool = True) -> int:  # fmt: skip
+    """Trainable parameters from the layer list (for the shape tests)."""
+    bn = 2 * width if batch_norm else 0
+    first = in_dim * width + width + bn
+    block = 2 * (width * width + width + bn)
+    return first + num_blocks * block + width * out_dim + out_dim
+
+
+def count(params) -> int:
+    import jax
+
+    return int(sum(jnp.size(x) for x in jax.tree.leaves(params)))

@@ -1,0 +1,97 @@
+"""Building blocks of the Martinez et al. (2017) lifting MLP, shared by several methods.
+
+``shared/spec/mdn.md`` section 4 gives the exact network: Linear -> BatchNorm -> ReLU ->
+Dropout, two residual blocks of two such layers, a max-norm constraint applied in the
+forward pass (``W_eff = W * min(1, 1 / ||W||_F)``, whole matrix, biases untouched), and
+"kaiming" initialisation (truncated normal at +-2, times ``sqrt(2 / shape[0])``) on weights
+*and* biases.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def kaiming_truncated(key, shape, dtype=jnp.float32):
+    """Truncated normal (cut at +-2, std 1) times ``sqrt(2 / shape[0])`` (official init)."""
+    return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * jnp.sqrt(2.0 / shape[0])
+
+
+class MaxNormDense(nnx.Module):
+    """Dense layer whose kernel is Frobenius-clipped to norm <= 1 at call time.
+
+    The stored parameter stays unclipped (like ``tf.clip_by_norm`` in the forward graph).
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, max_norm: bool = True,
+                 rngs: nnx.Rngs):  # fmt: skip
+        self.max_norm = max_norm
+        self.kernel = nnx.Param(kaiming_truncated(rngs.params(), (in_features, out_features)))
+        self.bias = nnx.Param(kaiming_truncated(rngs.params(), (out_features,)))
+
+    def __call__(self, x):
+        w = self.kernel[...]
+        if self.max_norm:
+            norm = jnp.sqrt(jnp.sum(w * w))
+            w = w * jnp.minimum(1.0, 1.0 / jnp.maximum(norm, 1e-12))
+        return x @ w.astype(x.dtype) + self.bias[...].astype(x.dtype)
+
+
+class DenseBlock(nnx.Module):
+    """Linear -> BatchNorm -> ReLU -> Dropout."""
+
+    def __init__(self, in_features: int, out_features: int, *, batch_norm: bool = True,
+                 max_norm: bool = True, dropout_rate: float = 0.5, bn_eps: float = 1e-3,
+                 bn_momentum: float = 0.99, rngs: nnx.Rngs):  # fmt: skip
+        self.dense = MaxNormDense(in_features, out_features, max_norm=max_norm, rngs=rngs)
+        self.bn = (
+            nnx.BatchNorm(out_features, momentum=bn_momentum, epsilon=bn_eps, rngs=rngs)
+            if batch_norm
+            else None
+        )
+        self.dropout = nnx.Dropout(dropout_rate)
+
+    def __call__(self, x, *, train: bool, key=None):
+        y = self.dense(x)
+        if self.bn is not None:
+            y = self.bn(y, use_running_average=not train)
+        y = jax.nn.relu(y)
+        return self.dropout(y, deterministic=not train or key is None, rngs=key)
+
+
+class ResidualBlock(nnx.Module):
+    """Two ``DenseBlock`` s plus the block input (no activation after the addition)."""
+
+    def __init__(self, width: int, **kwargs):
+        self.block1 = DenseBlock(width, width, **kwargs)
+        self.block2 = DenseBlock(width, width, **kwargs)
+
+    def __call__(self, x, *, train: bool, key=None):
+        k1 = k2 = None
+        if key is not None:
+            k1, k2 = jax.random.split(key)
+        y = self.block1(x, train=train, key=k1)
+        return x + self.block2(y, train=train, key=k2)
+
+
+class MartinezTrunk(nnx.Module):
+    """Input layer plus ``num_blocks`` residual blocks: ``[B, in] -> [B, width]``."""
+
+    def __init__(self, in_features: int, *, width: int = 1024, num_blocks: int = 2,
+                 batch_norm: bool = True, max_norm: bool = True, dropout_rate: float = 0.5,
+                 bn_eps: float = 1e-3, bn_momentum: float = 0.99, rngs: nnx.Rngs):  # fmt: skip
+        kw = dict(batch_norm=batch_norm, max_norm=max_norm, dropout_rate=dropout_rate,
+                  bn_eps=bn_eps, bn_momentum=bn_momentum, rngs=rngs)  # fmt: skip
+        self.input = DenseBlock(in_features, width, **kw)
+        self.blocks = nnx.List([ResidualBlock(width, **kw) for _ in range(num_blocks)])
+
+    def __call__(self, x, *, train: bool, key=None):
+        keys = [None] * (len(self.blocks) + 1)
+        if key is not None:
+            keys = list(jax.random.split(key, len(self.blocks) + 1))
+        h = self.input(x, train=train, key=keys[0])
+        for block, k in zip(self.blocks, keys[1:]):
+            h = block(h, train=train, key=k)
+        return h

@@ -1,0 +1,118 @@
+"""Evaluation under one protocol: per-frame errors on the device, tables on the host.
+
+Every reported number carries the manifest of ``shared/spec/evaluation.md`` section 8;
+``make_manifest`` refuses to build one with a missing field.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from posejax.core import metrics
+from posejax.data import device
+
+MANIFEST_FIELDS = (
+    "dataset", "split", "frames", "input_2d", "joints", "root", "alignment", "K", "oracle",
+    "average", "units", "tta", "checkpoint", "protocol", "seed", "commit",
+)  # fmt: skip
+
+
+def make_manifest(**fields) -> dict:
+    missing = [f for f in MANIFEST_FIELDS if fields.get(f) in (None, "")]
+    if missing:
+        raise ValueError(f"manifest incomplete: missing {missing}; every number needs all of "
+                         f"{list(MANIFEST_FIELDS)}")  # fmt: skip
+    unknown = sorted(set(fields) - set(MANIFEST_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown manifest fields {unknown}")
+    return {f: fields[f] for f in MANIFEST_FIELDS}
+
+
+def frame_errors(out: dict, *, allow_reflection: bool = False, ks=(1, 10, 100)) -> dict:
+    """Per-frame errors of one batch of ``eval_step`` outputs (jit-able).
+
+    ``out['pred']`` ``[B, J, 3]`` and ``out['target']`` ``[B, J, 3]`` (mm, root-relative);
+    optional ``out['hyps']`` ``[B, K, J, 3]`` adds best-of-k (pose-wise, min per metric)
+    for each k in ``ks`` not above K, and the mean of the K hypotheses.
+    """
+    pred, target = out["pred"], out["target"]
+    errs = {
+        "p1": metrics.mpjpe(pred, target),
+        "p2": metrics.pa_mpjpe(pred, target, allow_reflection=allow_reflection),
+    }
+    if "hyps" in out:
+        hyps = out["hyps"]
+        k_max = hyps.shape[1]
+        for k in [k for k in ks if k <= k_max]:
+            errs[f"p1_best{k}"] = metrics.best_of_k(hyps[:, :k], target)
+            errs[f"p2_best{k}"] = metrics.best_of_k(hyps[:, :k], target, metric="pa_mpjpe")
+        errs[f"p1_mean{k_max}"] = metrics.mean_of_k(hyps, target)
+    return errs
+
+
+def compute_errors(method, state, data: device.PoseData, batch_size: int,
+                   allow_reflection: bool = False) -> dict:  # fmt: skip
+    """Runs ``method.eval_step`` over the whole (padded) split in one jitted ``lax.map``.
+
+    Returns numpy ``{name: [N_valid]}`` per-frame errors in mm.
+    """
+
+    @jax.jit
+    def run(state, data):
+        def one(batch):
+            return frame_errors(method.eval_step(state, batch), allow_reflection=allow_reflection)
+
+        return jax.lax.map(one, device.batches(data, batch_size))
+
+    errs = jax.device_get(run(state, data))
+    valid = np.asarray(jax.device_get(data.valid))
+    return {k: np.asarray(v).reshape(-1)[valid] for k, v in errs.items()}
+
+
+def tables(errors: dict, actions: np.ndarray) -> dict:
+    """``{metric: metrics.action_table}`` for every per-frame error array."""
+    return {name: metrics.action_table(e, actions) for name, e in errors.items()}
+
+
+def summary(tabs: dict, prefix: str = "eval/") -> dict:
+    """Scalars for logging: mean of action means per metric."""
+    return {f"{prefix}{k}": v["mean_of_actions"] for k, v in tabs.items()}
+
+
+def format_table(tabs: dict, title: str = "") -> str:
+    """A plain-text table: one row per action, one column per metric, then the means."""
+    names = list(tabs)
+    actions = list(next(iter(tabs.values()))["per_action"])
+    width = max([len(a) for a in actions] + [16])
+    lines = [title] if title else []
+    lines.append(f"{'action':<{width}} " + " ".join(f"{n:>10}" for n in names))
+    for a in actions:
+        lines.append(f"{a:<{width}} " + " ".join(f"{tabs[n]['per_action'][a]:>10.1f}" for n in names))
+    lines.append(f"{'mean of actions':<{width}} "
+                 + " ".join(f"{tabs[n]['mean_of_actions']:>10.1f}" for n in names))  # fmt: skip
+    lines.append(f"{'pooled frames':<{width}} "
+                 + " ".join(f"{tabs[n]['pooled']:>10.1f}" for n in names))  # fmt: skip
+    return "\n".join(lines)
+
+
+def evaluate(method, state, dataset: device.DeviceDataset, config) -> dict:
+    """Errors, per-action tables and summary scalars of ``state`` on ``dataset``."""
+    errs = compute_errors(method, state, dataset.data, config.eval.batch_size,
+                          config.eval.allow_reflection)  # fmt: skip
+    valid = np.asarray(dataset.host.valid)
+    actions = np.asarray(dataset.actions)[np.asarray(dataset.host.action)[valid]]
+    tabs = tables(errs, actions)
+    return {"tables": tabs, "summary": summary(tabs), "num_frames": int(valid.sum())}
+
+
+def finite_or_raise(values: dict, step: int, where: str) -> None:
+    bad = {k: v for k, v in values.items() if not np.isfinite(v)}
+    if bad:
+        raise FloatingPointError(f"non-finite values at step {step} ({where}): {bad}")
+
+
+def to_host(tree):
+    return jax.tree.map(lambda x: np.asarray(x) if isinstance(x, jnp.ndarray) else x,
+                        jax.device_get(tree))  # fmt: skip

@@ -1,0 +1,63 @@
+"""Evaluate a workdir: rebuild the method from ``config.json``, restore, run the protocol."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+import ml_collections
+
+from posejax import methods
+from posejax.training import checkpoint as ckpt_lib
+from posejax.training import data as data_lib
+from posejax.training import evaluation, sharding, trainer
+
+
+def load_config(workdir) -> ml_collections.ConfigDict:
+    path = pathlib.Path(workdir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {workdir} a posejax training workdir?")
+    try:
+        return ml_collections.ConfigDict(json.loads(path.read_text()))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+
+
+def restore(workdir, config, mesh, *, step=None, best=False):
+    """``(method, state, step)`` restored from ``workdir``'s checkpoints."""
+    method = methods.get(config.method)(config, mesh=mesh)
+    ckpt = ckpt_lib.Checkpointer(workdir, read_only=True, best_metric=config.eval.best_metric)
+    if best:
+        step = ckpt.best_step()
+    step = ckpt._resolve(step)
+    repl = sharding.replicated(mesh)
+    abstract = jax.eval_shape(method.create_state, jax.random.key(0), method.norm_template())
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl),
+                            abstract)  # fmt: skip
+    state = ckpt.restore(abstract, step, expect_method=config.method)
+    ckpt.close()
+    return method, state, step
+
+
+def evaluate_workdir(workdir, *, step=None, best=False, stride=1) -> dict:
+    config = load_config(workdir)
+    mesh = sharding.make_mesh(config.mesh.data if jax.device_count() > 1 else 1)
+    method, state, step = restore(workdir, config, mesh, step=step, best=best)
+    test = data_lib.load_split(config, config.data.test_split, mesh, stride=stride,
+                               pad_to=config.eval.batch_size)  # fmt: skip
+    result = evaluation.evaluate(method, state, test, config)
+    manifest = evaluation.make_manifest(
+        dataset=config.data.source, split=f"{config.data.test_split} ({', '.join(test.subjects)})",
+        frames=f"every {stride} frame(s), {result['num_frames']} frames",
+        input_2d=config.data.input_2d, joints="H36M-17, root counted (J=17)",
+        root="pelvis subtracted", alignment="P1 none; P2 similarity without reflection"
+        if not config.eval.allow_reflection else "P2 similarity with reflection",
+        K=1, oracle="none", average="mean of action means (pooled also given)", units="mm",
+        tta="none", checkpoint=f"step {step}" + (" (best by eval)" if best else " (final)"),
+        protocol=config.eval.protocol, seed=config.seed, commit=trainer.git_commit(),
+    )  # fmt: skip
+    text = evaluation.format_table(result["tables"],
+                                   title=f"{config.method} step {step}: errors in mm")  # fmt: skip
+    return {"step": step, "manifest": manifest, "tables": result["tables"],
+            "summary": result["summary"], "text": text}  # fmt: skip

@@ -1,0 +1,160 @@
+"""The generic trainer: mesh, data on the devices, state created or restored, one jitted
+step, periodic logging / evaluation / checkpointing (DESIGN.md, "The step contract").
+
+A run that dies resumes from the workdir's latest checkpoint: step keys are
+``fold_in(root, step)``, so a resumed run continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import subprocess
+
+import jax
+import numpy as np
+
+from posejax import methods
+from posejax.training import checkpoint as ckpt_lib
+from posejax.training import data as data_lib
+from posejax.training import evaluation, sharding, writers
+
+log = logging.getLogger("posejax")
+
+REQUIRED_SECTIONS = ("method", "seed", "data", "model", "loss", "optim", "schedule", "train",
+                     "eval", "mesh", "init_from")  # fmt: skip
+
+
+def validate_config(config) -> None:
+    missing = [s for s in REQUIRED_SECTIONS if s not in config]
+    if missing:
+        raise KeyError(f"config lacks sections {missing}; every config has {REQUIRED_SECTIONS}")
+    methods.get(config.method)
+    t = config.train
+    for key in ("num_steps", "batch_size", "log_every", "eval_every", "ckpt_every"):
+        if int(t[key]) < 1:
+            raise ValueError(f"train.{key} must be >= 1, found {t[key]}")
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=pathlib.Path(__file__).parent, timeout=5)  # fmt: skip
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def write_config(config, workdir: pathlib.Path) -> None:
+    text = config.to_json_best_effort(indent=2, sort_keys=True)
+    (workdir / "config.json").write_text(text + "\n")
+    log.info("config:\n%s", text)
+
+
+class Run:
+    """Everything one training run holds; built by ``setup``, driven by ``run``."""
+
+    def __init__(self, config, workdir):
+        validate_config(config)
+        self.config = config
+        self.workdir = pathlib.Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        write_config(config, self.workdir)
+        self.mesh = sharding.make_mesh(config.mesh.data)
+        sharding.check_batch(config.train.batch_size, self.mesh)
+        self.method = methods.get(config.method)(config, mesh=self.mesh)
+        self.train = data_lib.load_split(config, config.data.train_split, self.mesh)
+        self.test = data_lib.load_split(config, config.data.test_split, self.mesh,
+                                        stride=config.eval.stride,
+                                        pad_to=config.eval.batch_size)  # fmt: skip
+        self.ckpt = ckpt_lib.Checkpointer(self.workdir, keep=config.train.keep,
+                                          best_metric=config.eval.best_metric)  # fmt: skip
+        self.root = jax.random.key(config.seed)
+        self.state = self._initial_state()
+
+    def _initial_state(self):
+        cfg, repl = self.config, sharding.replicated(self.mesh)
+        norm = self.method.data_stats(self.train.host)
+        create = jax.jit(self.method.create_state, out_shardings=repl)
+        state = create(jax.random.fold_in(self.root, 2**31 - 1), norm)
+        abstract = ckpt_lib.abstract_state(state, repl)
+        if self.ckpt.latest_step() is not None:
+            step = self.ckpt.latest_step()
+            log.info("resuming from %s/checkpoints/%d", self.workdir, step)
+            return self.ckpt.restore(abstract, step, expect_method=cfg.method)
+        if cfg.init_from:
+            src = ckpt_lib.Checkpointer(ckpt_lib.find_checkpoint_dir(cfg.init_from),
+                                        read_only=True)  # fmt: skip
+            log.info("initialising from %s (step %s)", cfg.init_from, src.latest_step())
+            loaded = src.restore(abstract, expect_method=cfg.method)
+            return state.replace(params=loaded.params, batch_stats=loaded.batch_stats,
+                                 norm=loaded.norm)  # fmt: skip
+        return state
+
+    def meta(self) -> dict:
+        return {"method": self.config.method, "config": json.loads(
+            self.config.to_json_best_effort()), "commit": git_commit()}  # fmt: skip
+
+    def evaluate(self, state) -> dict:
+        return evaluation.evaluate(self.method, state, self.test, self.config)
+
+
+def run(config, workdir) -> dict:
+    """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints).
+
+    Returns the last evaluation summary (``{'eval/p1': mm, ...}``).
+    """
+    r = Run(config, workdir)
+    t = config.train
+    method, repl = r.method, sharding.replicated(r.mesh)
+
+    def step_fn(state, data, root):
+        return method.train_step(state, data, jax.random.fold_in(root, state.step))
+
+    train_step = jax.jit(step_fn, donate_argnums=0, out_shardings=(repl, repl))
+    writer = writers.MetricWriter(r.workdir, tensorboard=t.tensorboard)
+    state, start = r.state, int(jax.device_get(r.state.step))
+    clock = writers.Throughput(t.num_steps, t.batch_size, start)
+    summary, last_saved = {}, r.ckpt.latest_step()
+    log.info("training %s: steps %d -> %d, batch %d on %d %s device(s), %d train frames",
+             config.method, start, t.num_steps, t.batch_size, r.mesh.devices.size,
+             r.mesh.devices.flat[0].platform, r.train.size)  # fmt: skip
+    try:
+        for step in range(start + 1, t.num_steps + 1):
+            state, m = train_step(state, r.train.data, r.root)
+            if step == start + 1:
+                jax.block_until_ready(state)
+                clock.start(step)
+            if step % t.log_every == 0 or step == t.num_steps:
+                _log(writer, clock, step, m, r, last_saved)
+            if step % t.eval_every == 0 or step == t.num_steps:
+                summary = r.evaluate(state)["summary"]
+                evaluation.finite_or_raise(summary, step, "evaluation")
+                writer.write(step, summary, " ".join(f"{k}={v:.1f}" for k, v in summary.items()))
+            if step % t.ckpt_every == 0 or step == t.num_steps:
+                r.ckpt.save(step, state, r.meta(), summary or None)
+                last_saved = step
+    finally:
+        r.ckpt.close()
+        writer.close()
+    return summary
+
+
+def _log(writer, clock, step, m, r, last_saved):
+    scalars = {k: float(v) for k, v in jax.device_get(m).items()}
+    bad = {k: v for k, v in scalars.items() if not np.isfinite(v)}
+    if bad:
+        raise FloatingPointError(
+            f"non-finite training metrics at step {step}: {bad}. The run stops here; the "
+            f"last checkpoint is step {last_saved} in {r.ckpt.directory}. Lower optim.lr or "
+            "check the data."
+        )
+    rates = clock.rates(step)
+    scalars.update({f"perf/{k}": v for k, v in rates.items() if np.isfinite(v)})
+    eta = writers.format_duration(clock.eta(step))
+    line = (f"step {step}/{clock.total} | " + " ".join(
+        f"{k}={v:.4g}" for k, v in scalars.items() if k.startswith("train/"))
+        + f" | {rates['steps_per_sec']:.1f} steps/s {rates['examples_per_sec']:.0f} ex/s"
+        + f" | ETA {eta}")  # fmt: skip
+    writer.write(step, scalars, line)
