@@ -17,8 +17,15 @@ import common  # noqa: E402
 
 def get_config(arg=None):
     c = common.base("baseline")
-    c.model = dict(width=1024, num_blocks=2, batch_norm=True, max_norm=True, dropout_rate=0.5,
-                   bn_eps=1e-3, bn_momentum=0.99)  # fmt: skip
+    c.model = dict(
+        width=1024,
+        num_blocks=2,
+        batch_norm=True,
+        max_norm=True,
+        dropout_rate=0.5,
+        bn_eps=1e-3,
+        bn_momentum=0.99,
+    )
     c.train.batch_size = 64
     c.train.num_steps = 200 * 24_371  # 200 epochs of Human3.6M (mdn.md section 6)
     c.data.augment.rotate = False

@@ -18,22 +18,37 @@ def base(method: str) -> ml_collections.ConfigDict:
     c.data.input_2d = "gt"  # gt | det
     c.data.train_split = "train"
     c.data.test_split = "test"
-    c.data.synthpose = dict(seed=0, frames_per_sequence=250, sequences_per_action=2,
-                            tfds_config="default")  # fmt: skip
+    c.data.synthpose = dict(
+        seed=0, frames_per_sequence=250, sequences_per_action=2, tfds_config="default"
+    )
     c.data.h36m = dict(dir="", detections="")  # VideoPose3D npz folder, 2D file name
     c.data.cmu_mocap = dict(dir="")  # folder of <subject>.asf / <subject>_<take>.amc
     c.data.augment = dict(rotate=False, flip_prob=0.0)
 
     c.model = ml_collections.ConfigDict()
     c.loss = ml_collections.ConfigDict()
-    c.optim = dict(name="adam", lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
-                   grad_clip=0.0)  # fmt: skip
-    c.schedule = dict(name="exponential", decay_rate=0.96, decay_steps=100_000, staircase=False,
-                      warmup_steps=0)  # fmt: skip
-    c.train = dict(batch_size=64, num_steps=100_000, log_every=500, eval_every=10_000,
-                   ckpt_every=10_000, keep=2, tensorboard=True)  # fmt: skip
-    c.eval = dict(protocol="standard", batch_size=1024, stride=1, allow_reflection=False,
-                  best_metric="eval/p1")  # fmt: skip
+    c.optim = dict(
+        name="adam", lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, grad_clip=0.0
+    )
+    c.schedule = dict(
+        name="exponential", decay_rate=0.96, decay_steps=100_000, staircase=False, warmup_steps=0
+    )
+    c.train = dict(
+        batch_size=64,
+        num_steps=100_000,
+        log_every=500,
+        eval_every=10_000,
+        ckpt_every=10_000,
+        keep=2,
+        tensorboard=True,
+    )
+    c.eval = dict(
+        protocol="standard",
+        batch_size=1024,
+        stride=1,
+        allow_reflection=False,
+        best_metric="eval/p1",
+    )
     c.mesh = dict(data=-1)  # devices on the 'data' axis; -1 = all
     c.init_from = ""  # a workdir or checkpoints/ directory to take parameters from
     return c

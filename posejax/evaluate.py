@@ -26,8 +26,9 @@ def main(argv):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from posejax.training import protocol
 
-    result = protocol.evaluate_workdir(FLAGS.workdir, step=FLAGS.step, best=FLAGS.best,
-                                       stride=FLAGS.stride)  # fmt: skip
+    result = protocol.evaluate_workdir(
+        FLAGS.workdir, step=FLAGS.step, best=FLAGS.best, stride=FLAGS.stride
+    )
     out = pathlib.Path(FLAGS.out or pathlib.Path(FLAGS.workdir) / f"eval_{result['step']}.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(result["text"])

@@ -11,6 +11,10 @@ if "xla_force_host_platform_device_count" not in flags:
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+# Tests compile the same small programs many times: share compiled executables.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 SHARED = pathlib.Path(os.environ.get("POSEJAX_SHARED", REPO.parent / "shared"))
 CMU_DIR = SHARED / "data" / "cmu-mocap"
 CAMERAS_JSON = SHARED / "spec" / "h36m_cameras.json"

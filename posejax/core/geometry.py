@@ -65,9 +65,7 @@ def rotation_z(angle):
 
 def euler_xyz_to_matrix(angles):
     """``[..., 3]`` radians (rx, ry, rz), applied x then y then z: ``Rz @ Ry @ Rx``."""
-    return (
-        rotation_z(angles[..., 2]) @ rotation_y(angles[..., 1]) @ rotation_x(angles[..., 0])
-    )
+    return rotation_z(angles[..., 2]) @ rotation_y(angles[..., 1]) @ rotation_x(angles[..., 0])
 
 
 def rotate(points, rotation):

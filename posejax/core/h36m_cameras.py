@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Human3.6M camera parameters, as published with the dataset.
 
 Intrinsics: focal length and principal point in pixels, radial distortion k1..k3,

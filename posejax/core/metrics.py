@@ -84,7 +84,9 @@ def best_of_k(hyps, target, metric: str = "mpjpe", oracle: str = "pose", joints=
       ``[...]`` mm.
     """
     if hyps.ndim != target.ndim + 1:
-        raise ValueError(f"expected hyps [..., K, J, 3] for target {target.shape}, found {hyps.shape}")
+        raise ValueError(
+            f"expected hyps [..., K, J, 3] for target {target.shape}, found {hyps.shape}"
+        )
     t = target[..., None, :, :]
     if oracle == "pose":
         return _metric(metric)(hyps, jnp.broadcast_to(t, hyps.shape), joints).min(axis=-1)

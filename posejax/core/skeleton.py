@@ -84,9 +84,7 @@ def scatter_from_subset(values, indices, num_joints=NUM_JOINTS, fill=0.0):
     xp = np if isinstance(values, np.ndarray) else jnp
     indices = np.asarray(indices)
     if values.shape[-2] != len(indices):
-        raise ValueError(
-            f"expected {len(indices)} joints on axis -2, found shape {values.shape}"
-        )
+        raise ValueError(f"expected {len(indices)} joints on axis -2, found shape {values.shape}")
     out_shape = values.shape[:-2] + (num_joints, values.shape[-1])
     out = xp.full(out_shape, fill, dtype=values.dtype)
     if xp is np:

@@ -45,8 +45,9 @@ def _reproject(batch, world, cam, residual):
     return batch.replace(pose3d_world=world, pose3d_cam=cam, kp2d_gt=gt, kp2d=gt + residual)
 
 
-def augment(batch: PoseData, key: jax.Array, *, rotate: bool, flip_prob: float,
-            max_angle: float = jnp.pi) -> PoseData:  # fmt: skip
+def augment(
+    batch: PoseData, key: jax.Array, *, rotate: bool, flip_prob: float, max_angle: float = jnp.pi
+) -> PoseData:
     """Applies the augmentations a config enables."""
     k_rot, k_flip = jax.random.split(key)
     if rotate:

@@ -115,8 +115,15 @@ class DeviceDataset:
         return self.host.size
 
     @classmethod
-    def from_records(cls, records, *, input_2d: str = "gt", mesh: Mesh | None = None,
-                     stride: int = 1, pad_to: int = 1) -> DeviceDataset:  # fmt: skip
+    def from_records(
+        cls,
+        records,
+        *,
+        input_2d: str = "gt",
+        mesh: Mesh | None = None,
+        stride: int = 1,
+        pad_to: int = 1,
+    ) -> DeviceDataset:
         """Concatenates ``records``, keeps every ``stride``-th frame, pads to a multiple of
         ``pad_to`` rows (``valid`` False there) and places the arrays on ``mesh`` (replicated)
         or the default device."""

@@ -84,37 +84,47 @@ class BaselineMethod:
     def train_step(self, state: common.TrainState, data: device.PoseData, key: jax.Array):
         """One optimizer step on a batch drawn from ``data`` (device-resident split)."""
         cfg = self.config
-        k_data, k_aug, k_drop = (jax.random.fold_in(key, s) for s in
-                                 (common.DATA, common.AUGMENT, common.DROPOUT))  # fmt: skip
+        k_data, k_aug, k_drop = (
+            jax.random.fold_in(key, s) for s in (common.DATA, common.AUGMENT, common.DROPOUT)
+        )
         batch = device.sample_batch(data, k_data, cfg.train.batch_size, self.batch_sharding)
-        batch = aug.augment(batch, k_aug, rotate=cfg.data.augment.rotate,
-                            flip_prob=cfg.data.augment.flip_prob)  # fmt: skip
+        batch = aug.augment(
+            batch, k_aug, rotate=cfg.data.augment.rotate, flip_prob=cfg.data.augment.flip_prob
+        )
         target = nz.normalize(targets_3d(batch.pose3d_cam), state.norm["out"])
 
         def loss_fn(params):
-            pred, stats = self._forward(params, state.batch_stats["lifter"], state.norm,
-                                        batch.kp2d, train=True, key=k_drop)  # fmt: skip
+            pred, stats = self._forward(
+                params, state.batch_stats["lifter"], state.norm, batch.kp2d, train=True, key=k_drop
+            )
             return losses.l2(pred, target).mean(), stats
 
         (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["lifter"])
         updates, opt = self.tx.update(grads, state.opt_state["lifter"], state.params["lifter"])
         params = optax.apply_updates(state.params["lifter"], updates)
-        new = state.replace(step=state.step + 1, params={"lifter": params},
-                            batch_stats={"lifter": stats}, opt_state={"lifter": opt})  # fmt: skip
-        metrics = {"train/loss": loss, "train/grad_norm": optax.global_norm(grads)}
+        new = state.replace(
+            step=state.step + 1,
+            params={"lifter": params},
+            batch_stats={"lifter": stats},
+            opt_state={"lifter": opt},
+        )
+        metrics = {"train/loss": loss, "train/grad_norm": optax.tree.norm(grads)}
         return new, metrics
 
     def lift(self, state: common.TrainState, kp2d_px):
         """``[B, 17, 2]`` px -> ``[B, 17, 3]`` mm, camera frame, root-relative (pelvis 0)."""
-        y, _ = self._forward(state.params["lifter"], state.batch_stats["lifter"], state.norm,
-                             kp2d_px, train=False)  # fmt: skip
+        y, _ = self._forward(
+            state.params["lifter"], state.batch_stats["lifter"], state.norm, kp2d_px, train=False
+        )
         y = nz.denormalize(y, state.norm["out"])
         return skel.scatter_from_subset(y, OUT_JOINTS)
 
     def eval_step(self, state: common.TrainState, batch: device.PoseData) -> dict:
         """Per-example outputs: ``pred [B, 17, 3]`` mm root-relative and its target."""
-        return {"pred": self.lift(state, batch.kp2d),
-                "target": geometry.root_relative(batch.pose3d_cam)}  # fmt: skip
+        return {
+            "pred": self.lift(state, batch.kp2d),
+            "target": geometry.root_relative(batch.pose3d_cam),
+        }
 
     def sample(self, state, kp2d_px, key, num_samples: int):
         """Single-hypothesis method: the one pose repeated, ``[B, S, 17, 3]``."""

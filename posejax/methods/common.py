@@ -37,7 +37,7 @@ class TrainState:
 def split_module(module: nnx.Module):
     """``module -> (graphdef, params dict, batch_stats dict)`` as plain nested dicts."""
     graphdef, params, stats = nnx.split(module, nnx.Param, nnx.BatchStat)
-    return graphdef, params.to_pure_dict(), stats.to_pure_dict()
+    return graphdef, nnx.to_pure_dict(params), nnx.to_pure_dict(stats)
 
 
 def merge(graphdef, params: dict, batch_stats: dict):
@@ -45,7 +45,7 @@ def merge(graphdef, params: dict, batch_stats: dict):
 
 
 def batch_stats_of(module: nnx.Module) -> dict:
-    return nnx.state(module, nnx.BatchStat).to_pure_dict()
+    return nnx.to_pure_dict(nnx.state(module, nnx.BatchStat))
 
 
 def step_key(root: jax.Array, step) -> jax.Array:

@@ -15,10 +15,20 @@ from posejax.models.mlp import MartinezTrunk, MaxNormDense
 class Baseline(nnx.Module):
     """``[B, in_joints, 2] -> [B, out_joints, 3]`` (normalised units)."""
 
-    def __init__(self, in_joints: int = 16, out_joints: int = 16, *, width: int = 1024,
-                 num_blocks: int = 2, batch_norm: bool = True, max_norm: bool = True,
-                 dropout_rate: float = 0.5, bn_eps: float = 1e-3, bn_momentum: float = 0.99,
-                 rngs: nnx.Rngs):  # fmt: skip
+    def __init__(
+        self,
+        in_joints: int = 16,
+        out_joints: int = 16,
+        *,
+        width: int = 1024,
+        num_blocks: int = 2,
+        batch_norm: bool = True,
+        max_norm: bool = True,
+        dropout_rate: float = 0.5,
+        bn_eps: float = 1e-3,
+        bn_momentum: float = 0.99,
+        rngs: nnx.Rngs,
+    ):
         self.in_joints, self.out_joints = in_joints, out_joints
         self.trunk = MartinezTrunk(
             in_joints * 2, width=width, num_blocks=num_blocks, batch_norm=batch_norm,
@@ -37,8 +47,13 @@ class Baseline(nnx.Module):
         return y.reshape(y.shape[:-1] + (self.out_joints, 3))
 
 
-def num_params(width: int = 1024, num_blocks: int = 2, in_dim: int = 32, out_dim: int = 48,
-               batch_norm: bool = True) -> int:  # fmt: skip
+def num_params(
+    width: int = 1024,
+    num_blocks: int = 2,
+    in_dim: int = 32,
+    out_dim: int = 48,
+    batch_norm: bool = True,
+) -> int:
     """Trainable parameters from the layer list (for the shape tests)."""
     bn = 2 * width if batch_norm else 0
     first = in_dim * width + width + bn

@@ -25,8 +25,9 @@ class MaxNormDense(nnx.Module):
     The stored parameter stays unclipped (like ``tf.clip_by_norm`` in the forward graph).
     """
 
-    def __init__(self, in_features: int, out_features: int, *, max_norm: bool = True,
-                 rngs: nnx.Rngs):  # fmt: skip
+    def __init__(
+        self, in_features: int, out_features: int, *, max_norm: bool = True, rngs: nnx.Rngs
+    ):
         self.max_norm = max_norm
         self.kernel = nnx.Param(kaiming_truncated(rngs.params(), (in_features, out_features)))
         self.bias = nnx.Param(kaiming_truncated(rngs.params(), (out_features,)))
@@ -42,9 +43,18 @@ class MaxNormDense(nnx.Module):
 class DenseBlock(nnx.Module):
     """Linear -> BatchNorm -> ReLU -> Dropout."""
 
-    def __init__(self, in_features: int, out_features: int, *, batch_norm: bool = True,
-                 max_norm: bool = True, dropout_rate: float = 0.5, bn_eps: float = 1e-3,
-                 bn_momentum: float = 0.99, rngs: nnx.Rngs):  # fmt: skip
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        batch_norm: bool = True,
+        max_norm: bool = True,
+        dropout_rate: float = 0.5,
+        bn_eps: float = 1e-3,
+        bn_momentum: float = 0.99,
+        rngs: nnx.Rngs,
+    ):
         self.dense = MaxNormDense(in_features, out_features, max_norm=max_norm, rngs=rngs)
         self.bn = (
             nnx.BatchNorm(out_features, momentum=bn_momentum, epsilon=bn_eps, rngs=rngs)
@@ -79,11 +89,27 @@ class ResidualBlock(nnx.Module):
 class MartinezTrunk(nnx.Module):
     """Input layer plus ``num_blocks`` residual blocks: ``[B, in] -> [B, width]``."""
 
-    def __init__(self, in_features: int, *, width: int = 1024, num_blocks: int = 2,
-                 batch_norm: bool = True, max_norm: bool = True, dropout_rate: float = 0.5,
-                 bn_eps: float = 1e-3, bn_momentum: float = 0.99, rngs: nnx.Rngs):  # fmt: skip
-        kw = dict(batch_norm=batch_norm, max_norm=max_norm, dropout_rate=dropout_rate,
-                  bn_eps=bn_eps, bn_momentum=bn_momentum, rngs=rngs)  # fmt: skip
+    def __init__(
+        self,
+        in_features: int,
+        *,
+        width: int = 1024,
+        num_blocks: int = 2,
+        batch_norm: bool = True,
+        max_norm: bool = True,
+        dropout_rate: float = 0.5,
+        bn_eps: float = 1e-3,
+        bn_momentum: float = 0.99,
+        rngs: nnx.Rngs,
+    ):
+        kw = dict(
+            batch_norm=batch_norm,
+            max_norm=max_norm,
+            dropout_rate=dropout_rate,
+            bn_eps=bn_eps,
+            bn_momentum=bn_momentum,
+            rngs=rngs,
+        )
         self.input = DenseBlock(in_features, width, **kw)
         self.blocks = nnx.List([ResidualBlock(width, **kw) for _ in range(num_blocks)])
 
@@ -92,6 +118,6 @@ class MartinezTrunk(nnx.Module):
         if key is not None:
             keys = list(jax.random.split(key, len(self.blocks) + 1))
         h = self.input(x, train=train, key=keys[0])
-        for block, k in zip(self.blocks, keys[1:]):
+        for block, k in zip(self.blocks, keys[1:], strict=True):
             h = block(h, train=train, key=k)
         return h

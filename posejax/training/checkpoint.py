@@ -38,15 +38,25 @@ def _from_dict(d: dict) -> TrainState:
 class Checkpointer:
     """Saves and restores ``TrainState`` s of one workdir."""
 
-    def __init__(self, workdir, *, keep: int = 2, best_metric: str | None = None,
-                 best_mode: str = "min", read_only: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        workdir,
+        *,
+        keep: int = 2,
+        best_metric: str | None = None,
+        best_mode: str = "min",
+        read_only: bool = False,
+    ):
         self.directory = pathlib.Path(workdir).resolve() / "checkpoints"
         policies = [cm.LatestN(n=keep)]
         if best_metric:
             sign = 1.0 if best_mode == "min" else -1.0
             policies.append(
-                cm.BestN(get_metric_fn=lambda m: -sign * m[best_metric], n=1,
-                         keep_checkpoints_without_metrics=False)  # fmt: skip
+                cm.BestN(
+                    get_metric_fn=lambda m: -sign * m[best_metric],
+                    n=1,
+                    keep_checkpoints_without_metrics=False,
+                )
             )
         options = ocp.CheckpointManagerOptions(
             preservation_policy=cm.AnyPreservationPolicy(policies),
@@ -116,8 +126,9 @@ class Checkpointer:
             raise CheckpointError(f"no checkpoint in {self.directory}")
         return step
 
-    def restore(self, abstract: TrainState, step: int | None = None,
-                expect_method: str | None = None) -> TrainState:  # fmt: skip
+    def restore(
+        self, abstract: TrainState, step: int | None = None, expect_method: str | None = None
+    ) -> TrainState:
         """Restores ``step`` (default latest) into the shapes/shardings of ``abstract``."""
         step = self._resolve(step)
         path = self.directory / str(step)
@@ -127,19 +138,22 @@ class Checkpointer:
                 f"checkpoint {path} was written by method {meta.get('method')!r}, "
                 f"expected {expect_method!r}"
             )
-        _check_compatible(self.manager.item_metadata(step)["state"], _to_dict(abstract), path)
+        stored = self._guard(path, lambda: self.manager.item_metadata(step)["state"])
+        _check_compatible(stored, _to_dict(abstract), path)
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(_to_dict(abstract)))
+        out = self._guard(path, lambda: self.manager.restore(step, args=args))
+        return _from_dict(out["state"])
+
+    def _guard(self, path, fn):
         try:
-            out = self.manager.restore(
-                step,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(_to_dict(abstract))),
-            )
+            return fn()
         except Exception as e:  # noqa: BLE001 - re-raised with the path
+            msg = str(e).split(" [tensorstore_spec")[0][:600]
             raise CheckpointError(
-                f"checkpoint {path} is unreadable or corrupt ({type(e).__name__}: {e}). "
+                f"checkpoint {path} is unreadable or corrupt ({type(e).__name__}: {msg}). "
                 f"Delete that step directory to resume from an earlier one "
                 f"(steps present: {self.all_steps()})."
             ) from e
-        return _from_dict(out["state"])
 
 
 def _key_name(k) -> str:

@@ -24,8 +24,9 @@ def source_kwargs(data_cfg) -> dict:
         from posejax.data import synthpose
 
         s = data_cfg.synthpose
-        cfg = synthpose.SynthPoseConfig(frames_per_sequence=s.frames_per_sequence,
-                                        sequences_per_action=s.sequences_per_action)  # fmt: skip
+        cfg = synthpose.SynthPoseConfig(
+            frames_per_sequence=s.frames_per_sequence, sequences_per_action=s.sequences_per_action
+        )
         return {"seed": s.seed, "config": cfg}
     if name == "h36m":
         h = data_cfg.h36m
@@ -39,14 +40,16 @@ def source_kwargs(data_cfg) -> dict:
 
 
 def load_records(data_cfg, split: str):
-    return sources.load(data_cfg.source, split, via_tfds=data_cfg.via_tfds,
-                        **source_kwargs(data_cfg))  # fmt: skip
+    return sources.load(
+        data_cfg.source, split, via_tfds=data_cfg.via_tfds, **source_kwargs(data_cfg)
+    )
 
 
 def load_split(config, split: str, mesh, *, stride: int = 1, pad_to: int = 1):
     """``DeviceDataset`` of ``split``, checked for NaN, placed on ``mesh``."""
     records = load_records(config.data, split)
-    ds = device.DeviceDataset.from_records(records, input_2d=config.data.input_2d, mesh=mesh,
-                                           stride=stride, pad_to=pad_to)  # fmt: skip
+    ds = device.DeviceDataset.from_records(
+        records, input_2d=config.data.input_2d, mesh=mesh, stride=stride, pad_to=pad_to
+    )
     device.check_finite(ds.host, f"{config.data.source}/{split}")
     return ds

@@ -22,8 +22,10 @@ MANIFEST_FIELDS = (
 def make_manifest(**fields) -> dict:
     missing = [f for f in MANIFEST_FIELDS if fields.get(f) in (None, "")]
     if missing:
-        raise ValueError(f"manifest incomplete: missing {missing}; every number needs all of "
-                         f"{list(MANIFEST_FIELDS)}")  # fmt: skip
+        raise ValueError(
+            f"manifest incomplete: missing {missing}; every number needs all of "
+            f"{list(MANIFEST_FIELDS)}"
+        )
     unknown = sorted(set(fields) - set(MANIFEST_FIELDS))
     if unknown:
         raise ValueError(f"unknown manifest fields {unknown}")
@@ -52,8 +54,9 @@ def frame_errors(out: dict, *, allow_reflection: bool = False, ks=(1, 10, 100)) 
     return errs
 
 
-def compute_errors(method, state, data: device.PoseData, batch_size: int,
-                   allow_reflection: bool = False) -> dict:  # fmt: skip
+def compute_errors(
+    method, state, data: device.PoseData, batch_size: int, allow_reflection: bool = False
+) -> dict:
     """Runs ``method.eval_step`` over the whole (padded) split in one jitted ``lax.map``.
 
     Returns numpy ``{name: [N_valid]}`` per-frame errors in mm.
@@ -89,18 +92,24 @@ def format_table(tabs: dict, title: str = "") -> str:
     lines = [title] if title else []
     lines.append(f"{'action':<{width}} " + " ".join(f"{n:>10}" for n in names))
     for a in actions:
-        lines.append(f"{a:<{width}} " + " ".join(f"{tabs[n]['per_action'][a]:>10.1f}" for n in names))
-    lines.append(f"{'mean of actions':<{width}} "
-                 + " ".join(f"{tabs[n]['mean_of_actions']:>10.1f}" for n in names))  # fmt: skip
-    lines.append(f"{'pooled frames':<{width}} "
-                 + " ".join(f"{tabs[n]['pooled']:>10.1f}" for n in names))  # fmt: skip
+        lines.append(
+            f"{a:<{width}} " + " ".join(f"{tabs[n]['per_action'][a]:>10.1f}" for n in names)
+        )
+    lines.append(
+        f"{'mean of actions':<{width}} "
+        + " ".join(f"{tabs[n]['mean_of_actions']:>10.1f}" for n in names)
+    )
+    lines.append(
+        f"{'pooled frames':<{width}} " + " ".join(f"{tabs[n]['pooled']:>10.1f}" for n in names)
+    )
     return "\n".join(lines)
 
 
 def evaluate(method, state, dataset: device.DeviceDataset, config) -> dict:
     """Errors, per-action tables and summary scalars of ``state`` on ``dataset``."""
-    errs = compute_errors(method, state, dataset.data, config.eval.batch_size,
-                          config.eval.allow_reflection)  # fmt: skip
+    errs = compute_errors(
+        method, state, dataset.data, config.eval.batch_size, config.eval.allow_reflection
+    )
     valid = np.asarray(dataset.host.valid)
     actions = np.asarray(dataset.actions)[np.asarray(dataset.host.action)[valid]]
     tabs = tables(errs, actions)
@@ -114,5 +123,6 @@ def finite_or_raise(values: dict, step: int, where: str) -> None:
 
 
 def to_host(tree):
-    return jax.tree.map(lambda x: np.asarray(x) if isinstance(x, jnp.ndarray) else x,
-                        jax.device_get(tree))  # fmt: skip
+    return jax.tree.map(
+        lambda x: np.asarray(x) if isinstance(x, jnp.ndarray) else x, jax.device_get(tree)
+    )

@@ -33,8 +33,9 @@ def restore(workdir, config, mesh, *, step=None, best=False):
     step = ckpt._resolve(step)
     repl = sharding.replicated(mesh)
     abstract = jax.eval_shape(method.create_state, jax.random.key(0), method.norm_template())
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl),
-                            abstract)  # fmt: skip
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl), abstract
+    )
     state = ckpt.restore(abstract, step, expect_method=config.method)
     ckpt.close()
     return method, state, step
@@ -44,8 +45,9 @@ def evaluate_workdir(workdir, *, step=None, best=False, stride=1) -> dict:
     config = load_config(workdir)
     mesh = sharding.make_mesh(config.mesh.data if jax.device_count() > 1 else 1)
     method, state, step = restore(workdir, config, mesh, step=step, best=best)
-    test = data_lib.load_split(config, config.data.test_split, mesh, stride=stride,
-                               pad_to=config.eval.batch_size)  # fmt: skip
+    test = data_lib.load_split(
+        config, config.data.test_split, mesh, stride=stride, pad_to=config.eval.batch_size
+    )
     result = evaluation.evaluate(method, state, test, config)
     manifest = evaluation.make_manifest(
         dataset=config.data.source, split=f"{config.data.test_split} ({', '.join(test.subjects)})",
@@ -57,7 +59,13 @@ def evaluate_workdir(workdir, *, step=None, best=False, stride=1) -> dict:
         tta="none", checkpoint=f"step {step}" + (" (best by eval)" if best else " (final)"),
         protocol=config.eval.protocol, seed=config.seed, commit=trainer.git_commit(),
     )  # fmt: skip
-    text = evaluation.format_table(result["tables"],
-                                   title=f"{config.method} step {step}: errors in mm")  # fmt: skip
-    return {"step": step, "manifest": manifest, "tables": result["tables"],
-            "summary": result["summary"], "text": text}  # fmt: skip
+    text = evaluation.format_table(
+        result["tables"], title=f"{config.method} step {step}: errors in mm"
+    )
+    return {
+        "step": step,
+        "manifest": manifest,
+        "tables": result["tables"],
+        "summary": result["summary"],
+        "text": text,
+    }

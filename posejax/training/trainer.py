@@ -22,8 +22,19 @@ from posejax.training import evaluation, sharding, writers
 
 log = logging.getLogger("posejax")
 
-REQUIRED_SECTIONS = ("method", "seed", "data", "model", "loss", "optim", "schedule", "train",
-                     "eval", "mesh", "init_from")  # fmt: skip
+REQUIRED_SECTIONS = (
+    "method",
+    "seed",
+    "data",
+    "model",
+    "loss",
+    "optim",
+    "schedule",
+    "train",
+    "eval",
+    "mesh",
+    "init_from",
+)
 
 
 def validate_config(config) -> None:
@@ -39,8 +50,13 @@ def validate_config(config) -> None:
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=pathlib.Path(__file__).parent, timeout=5)  # fmt: skip
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=pathlib.Path(__file__).parent,
+            timeout=5,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -65,11 +81,16 @@ class Run:
         sharding.check_batch(config.train.batch_size, self.mesh)
         self.method = methods.get(config.method)(config, mesh=self.mesh)
         self.train = data_lib.load_split(config, config.data.train_split, self.mesh)
-        self.test = data_lib.load_split(config, config.data.test_split, self.mesh,
-                                        stride=config.eval.stride,
-                                        pad_to=config.eval.batch_size)  # fmt: skip
-        self.ckpt = ckpt_lib.Checkpointer(self.workdir, keep=config.train.keep,
-                                          best_metric=config.eval.best_metric)  # fmt: skip
+        self.test = data_lib.load_split(
+            config,
+            config.data.test_split,
+            self.mesh,
+            stride=config.eval.stride,
+            pad_to=config.eval.batch_size,
+        )
+        self.ckpt = ckpt_lib.Checkpointer(
+            self.workdir, keep=config.train.keep, best_metric=config.eval.best_metric
+        )
         self.root = jax.random.key(config.seed)
         self.state = self._initial_state()
 
@@ -84,20 +105,33 @@ class Run:
             log.info("resuming from %s/checkpoints/%d", self.workdir, step)
             return self.ckpt.restore(abstract, step, expect_method=cfg.method)
         if cfg.init_from:
-            src = ckpt_lib.Checkpointer(ckpt_lib.find_checkpoint_dir(cfg.init_from),
-                                        read_only=True)  # fmt: skip
+            src = ckpt_lib.Checkpointer(ckpt_lib.find_checkpoint_dir(cfg.init_from), read_only=True)
             log.info("initialising from %s (step %s)", cfg.init_from, src.latest_step())
             loaded = src.restore(abstract, expect_method=cfg.method)
-            return state.replace(params=loaded.params, batch_stats=loaded.batch_stats,
-                                 norm=loaded.norm)  # fmt: skip
+            return state.replace(
+                params=loaded.params, batch_stats=loaded.batch_stats, norm=loaded.norm
+            )
         return state
 
     def meta(self) -> dict:
-        return {"method": self.config.method, "config": json.loads(
-            self.config.to_json_best_effort()), "commit": git_commit()}  # fmt: skip
+        return {
+            "method": self.config.method,
+            "config": json.loads(self.config.to_json_best_effort()),
+            "commit": git_commit(),
+        }
 
     def evaluate(self, state) -> dict:
         return evaluation.evaluate(self.method, state, self.test, self.config)
+
+
+def make_train_step(method, mesh):
+    """``(state, data, root_key) -> (state, metrics)``, jitted once, state donated."""
+    repl = sharding.replicated(mesh)
+
+    def step_fn(state, data, root):
+        return method.train_step(state, data, jax.random.fold_in(root, state.step))
+
+    return jax.jit(step_fn, donate_argnums=0, out_shardings=(repl, repl))
 
 
 def run(config, workdir) -> dict:
@@ -107,19 +141,21 @@ def run(config, workdir) -> dict:
     """
     r = Run(config, workdir)
     t = config.train
-    method, repl = r.method, sharding.replicated(r.mesh)
-
-    def step_fn(state, data, root):
-        return method.train_step(state, data, jax.random.fold_in(root, state.step))
-
-    train_step = jax.jit(step_fn, donate_argnums=0, out_shardings=(repl, repl))
+    train_step = make_train_step(r.method, r.mesh)
     writer = writers.MetricWriter(r.workdir, tensorboard=t.tensorboard)
     state, start = r.state, int(jax.device_get(r.state.step))
     clock = writers.Throughput(t.num_steps, t.batch_size, start)
     summary, last_saved = {}, r.ckpt.latest_step()
-    log.info("training %s: steps %d -> %d, batch %d on %d %s device(s), %d train frames",
-             config.method, start, t.num_steps, t.batch_size, r.mesh.devices.size,
-             r.mesh.devices.flat[0].platform, r.train.size)  # fmt: skip
+    log.info(
+        "training %s: steps %d -> %d, batch %d on %d %s device(s), %d train frames",
+        config.method,
+        start,
+        t.num_steps,
+        t.batch_size,
+        r.mesh.devices.size,
+        r.mesh.devices.flat[0].platform,
+        r.train.size,
+    )
     try:
         for step in range(start + 1, t.num_steps + 1):
             state, m = train_step(state, r.train.data, r.root)
@@ -153,8 +189,10 @@ def _log(writer, clock, step, m, r, last_saved):
     rates = clock.rates(step)
     scalars.update({f"perf/{k}": v for k, v in rates.items() if np.isfinite(v)})
     eta = writers.format_duration(clock.eta(step))
-    line = (f"step {step}/{clock.total} | " + " ".join(
-        f"{k}={v:.4g}" for k, v in scalars.items() if k.startswith("train/"))
+    line = (
+        f"step {step}/{clock.total} | "
+        + " ".join(f"{k}={v:.4g}" for k, v in scalars.items() if k.startswith("train/"))
         + f" | {rates['steps_per_sec']:.1f} steps/s {rates['examples_per_sec']:.0f} ex/s"
-        + f" | ETA {eta}")  # fmt: skip
+        + f" | ETA {eta}"
+    )
     writer.write(step, scalars, line)

@@ -10,19 +10,23 @@ def test_rotations_are_orthonormal_and_agree():
     rng = np.random.default_rng(1)
     aa = rng.normal(size=(5, 3)).astype(np.float32)
     r = np.asarray(geometry.axis_angle_to_matrix(aa))
-    np.testing.assert_allclose(r @ np.swapaxes(r, -1, -2), np.broadcast_to(np.eye(3), r.shape), atol=1e-5)
+    np.testing.assert_allclose(
+        r @ np.swapaxes(r, -1, -2), np.broadcast_to(np.eye(3), r.shape), atol=1e-5
+    )
     np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-5)
     angle = np.float32(0.3)
     np.testing.assert_allclose(
-        geometry.rotation_z(angle), geometry.axis_angle_to_matrix(np.array([0, 0, angle])), atol=1e-6
+        geometry.rotation_z(angle),
+        geometry.axis_angle_to_matrix(np.array([0, 0, angle])),
+        atol=1e-6,
     )
     np.testing.assert_allclose(
-        geometry.rotation_x(angle), geometry.axis_angle_to_matrix(np.array([angle, 0, 0])), atol=1e-6
+        geometry.rotation_x(angle),
+        geometry.axis_angle_to_matrix(np.array([angle, 0, 0])),
+        atol=1e-6,
     )
     e = np.array([0.1, 0.2, 0.3], np.float32)
-    ref = (
-        geometry.rotation_z(e[2]) @ geometry.rotation_y(e[1]) @ geometry.rotation_x(e[0])
-    )
+    ref = geometry.rotation_z(e[2]) @ geometry.rotation_y(e[1]) @ geometry.rotation_x(e[0])
     np.testing.assert_allclose(geometry.euler_xyz_to_matrix(e), ref, atol=1e-6)
     # Rotation about z by 90 degrees maps x to y.
     np.testing.assert_allclose(

@@ -67,7 +67,10 @@ def test_pa_mpjpe_matches_numpy(poses):
     y = x + rng.normal(scale=40, size=x.shape).astype(np.float32)
     for refl in (False, True):
         ref = np.array(
-            [np.linalg.norm(np_procrustes(yi, xi, refl) - xi, axis=-1).mean() for yi, xi in zip(y, x)]
+            [
+                np.linalg.norm(np_procrustes(yi, xi, refl) - xi, axis=-1).mean()
+                for yi, xi in zip(y, x, strict=True)
+            ]
         )
         np.testing.assert_allclose(metrics.pa_mpjpe(y, x, allow_reflection=refl), ref, rtol=1e-3)
 

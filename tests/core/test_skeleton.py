@@ -15,8 +15,10 @@ def test_h36m17_tree():
     flip = skel.H36M17_FLIP
     np.testing.assert_array_equal(flip[flip], np.arange(17))
     assert skel.H36M17_NAMES[flip[11]] == "r_shoulder"
-    for left, right in zip(skel.H36M17_LEFT, skel.H36M17_RIGHT):
-        assert skel.H36M17_NAMES[left].replace("l_", "") == skel.H36M17_NAMES[right].replace("r_", "")
+    for left, right in zip(skel.H36M17_LEFT, skel.H36M17_RIGHT, strict=True):
+        assert skel.H36M17_NAMES[left].replace("l_", "") == skel.H36M17_NAMES[right].replace(
+            "r_", ""
+        )
 
 
 def test_32_to_17():

@@ -1,0 +1,127 @@
+"""Training examples/s of the baseline: device-resident data vs batches fed from the host.
+
+  python benchmarks/data_feed.py --out benchmarks/results/data_feed.jsonl
+
+Both variants run the same jitted ``train_step`` of ``configs/baseline.py`` (full width
+1024) on SynthPose, in one process, alternating, after a warm-up:
+
+* ``device``: the whole split lives on the device; the step draws its batch inside jit.
+* ``host``: each step gathers a batch from numpy arrays on the host (random indices,
+  the way a per-example Python loader would hand over a batch) and transfers it; the
+  step then draws its batch from that transferred batch (same compute).
+
+Writes one JSONL record per variant and batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import pathlib
+import platform
+import statistics
+import subprocess
+import time
+
+import jax
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def load_config(batch_size: int):
+    spec = importlib.util.spec_from_file_location("cfg", REPO / "configs" / "baseline.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    c = mod.get_config()
+    c.train.batch_size = batch_size
+    c.data.synthpose.frames_per_sequence = 250
+    return c
+
+
+def time_steps(step, state, feed, root, n):
+    """Median seconds per step over ``n`` steps (each blocked)."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        state, m = step(state, feed(), root)
+        jax.block_until_ready(m)
+        times.append(time.perf_counter() - t0)
+    return state, statistics.median(times)
+
+
+def run(batch_size: int, steps: int):
+    from posejax import methods
+    from posejax.training import data as data_lib
+    from posejax.training import sharding, trainer
+
+    config = load_config(batch_size)
+    mesh = sharding.make_mesh(1)
+    method = methods.get("baseline")(config, mesh=mesh)
+    train = data_lib.load_split(config, "train", mesh)
+    state = method.create_state(jax.random.key(0), method.data_stats(train.host))
+    step = trainer.make_train_step(method, mesh)
+    root = jax.random.key(0)
+    rng = np.random.default_rng(0)
+    host = train.host
+
+    def host_feed():
+        idx = rng.integers(0, host.size, batch_size)
+        return jax.device_put(jax.tree.map(lambda x: x[idx], host))
+
+    feeds = {"device": lambda: train.data, "host": host_feed}
+    for feed in feeds.values():  # warm-up / compile both shapes
+        state, _ = time_steps(step, state, feed, root, 3)
+    out = {}
+    for name, feed in feeds.items():
+        state, sec = time_steps(step, state, feed, root, steps)
+        out[name] = batch_size / sec
+    return out, train.size
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch_sizes", default="64,256,1024")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "data_feed.jsonl"))
+    args = p.parse_args()
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+    ).stdout.strip()
+    dev = jax.devices()[0]
+    print(f"{'batch':>6} {'device ex/s':>12} {'host ex/s':>12} {'ratio':>6}")
+    with out.open("a") as f:
+        for b in [int(x) for x in args.batch_sizes.split(",")]:
+            rates, n = run(b, args.steps)
+            for variant, eps in rates.items():
+                f.write(
+                    json.dumps(
+                        {
+                            "benchmark": "data_feed",
+                            "method": "baseline",
+                            "variant": variant,
+                            "batch_size": b,
+                            "examples_per_sec": eps,
+                            "train_frames": n,
+                            "device_kind": dev.device_kind,
+                            "platform": dev.platform,
+                            "jax": jax.__version__,
+                            "python": platform.python_version(),
+                            "commit": commit,
+                            "time": time.time(),
+                        }
+                    )
+                    + "\n"
+                )
+            print(
+                f"{b:>6} {rates['device']:>12.0f} {rates['host']:>12.0f} "
+                f"{rates['device'] / rates['host']:>6.2f}"
+            )
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""TFDS builder for posejax's `synthpose` dataset (`tfds build datasets/synthpose`)."""

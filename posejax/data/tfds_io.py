@@ -1,0 +1,287 @@
+"""TFDS storage of ``SequenceRecord``s: the feature spec, encoding, and the reader.
+
+One TFDS example is one ``SequenceRecord`` (a whole sequence seen by one camera), so a
+split decodes in hundreds of records, not millions of frames. Shards are
+``array_record``; building and reading need no TensorFlow: ``download_and_prepare``
+serialises with TFDS's bundled protos and ``as_data_source`` decodes each example to
+numpy (``features.deserialize_example_np``).
+
+The builders live next to the package, in ``datasets/<name>/<name>_dataset_builder.py``
+(the layout ``tfds build datasets/<name>`` expects). They subclass ``SequenceBuilder``
+from here, so the writer and the reader share one feature definition. Build from the
+command line without TensorFlow with ``python -m posejax.data.tfds_io build <name>
+[--config=...] [--data_dir=...] [--manual_dir=...]`` (see ``main``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import pathlib
+import sys
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+
+from posejax.core import skeleton as skel
+from posejax.data.records import SequenceRecord
+
+# The repository's `datasets/` folder (an editable install keeps it next to `posejax/`).
+DATASETS_DIR = pathlib.Path(__file__).resolve().parents[2] / "datasets"
+NAMES = ("synthpose", "h36m", "cmu_mocap")
+FILE_FORMAT = "array_record"
+
+_J = skel.NUM_JOINTS
+_TEXT_FIELDS = ("subject", "action", "sequence", "camera")
+
+
+def features() -> tfds.features.FeaturesDict:
+    """The feature spec shared by every posejax TFDS builder.
+
+    ``kp2d_det`` is ``[0, J, 2]`` and ``has_kp2d_det`` false where the source has no
+    detections (``SequenceRecord.kp2d_det is None``).
+    """
+    # Raw bytes: 20x faster to serialise than a proto float list, same size on disk.
+    seq = lambda c: tfds.features.Tensor(  # noqa: E731
+        shape=(None, _J, c), dtype=np.float32, encoding=tfds.features.Encoding.BYTES
+    )
+    return tfds.features.FeaturesDict(
+        {
+            **{name: tfds.features.Text() for name in _TEXT_FIELDS},
+            "pose3d_world": seq(3),
+            "pose3d_cam": seq(3),
+            "kp2d_gt": seq(2),
+            "kp2d_det": seq(2),
+            "has_kp2d_det": np.bool_,
+            "intrinsics": tfds.features.Tensor(shape=(9,), dtype=np.float32),
+            "rotation": tfds.features.Tensor(shape=(3, 3), dtype=np.float32),
+            "position": tfds.features.Tensor(shape=(3,), dtype=np.float32),
+            "res_w": np.int32,
+            "res_h": np.int32,
+            "fps": np.float32,
+        }
+    )
+
+
+def to_example(record: SequenceRecord) -> dict:
+    """Encodes a record as a TFDS example dict (float32 arrays, str fields)."""
+    f32 = lambda x: np.asarray(x, np.float32)  # noqa: E731
+    has_det = record.kp2d_det is not None
+    return {
+        **{name: str(getattr(record, name)) for name in _TEXT_FIELDS},
+        "pose3d_world": f32(record.pose3d_world),
+        "pose3d_cam": f32(record.pose3d_cam),
+        "kp2d_gt": f32(record.kp2d_gt),
+        "kp2d_det": f32(record.kp2d_det) if has_det else np.zeros((0, _J, 2), np.float32),
+        "has_kp2d_det": has_det,
+        "intrinsics": f32(record.intrinsics),
+        "rotation": f32(record.rotation),
+        "position": f32(record.position),
+        "res_w": int(record.res_w),
+        "res_h": int(record.res_h),
+        "fps": float(record.fps),
+    }
+
+
+def generate_examples(records: list[SequenceRecord]) -> Iterator[tuple[str, dict]]:
+    """Yields ``(key, example)`` for a builder's ``_generate_examples``, in list order.
+
+    Keys are unique per split (the position, then names for readability);
+    ``SequenceBuilder`` sets ``disable_shuffling=True`` so a split reads back in the
+    source's order.
+    """
+    for i, record in enumerate(records):
+        key = f"{i:06d}/{record.subject}/{record.sequence}/{record.camera}"
+        yield key, to_example(record)
+
+
+def from_example(example: dict) -> SequenceRecord:
+    """Decodes an example as returned by ``as_data_source`` (numpy, bytes for text)."""
+    text = lambda v: v.decode("utf-8") if isinstance(v, bytes) else str(v)  # noqa: E731
+    return SequenceRecord(
+        **{name: text(example[name]) for name in _TEXT_FIELDS},
+        pose3d_world=np.asarray(example["pose3d_world"], np.float32),
+        pose3d_cam=np.asarray(example["pose3d_cam"], np.float32),
+        kp2d_gt=np.asarray(example["kp2d_gt"], np.float32),
+        kp2d_det=(np.asarray(example["kp2d_det"], np.float32) if example["has_kp2d_det"] else None),
+        intrinsics=np.asarray(example["intrinsics"], np.float32),
+        rotation=np.asarray(example["rotation"], np.float32),
+        position=np.asarray(example["position"], np.float32),
+        res_w=int(example["res_w"]),
+        res_h=int(example["res_h"]),
+        fps=float(example["fps"]),
+    )
+
+
+class SequenceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Base of the posejax builders: array_record by default, one example per record.
+
+    Subclasses set ``VERSION``, ``DESCRIPTION`` (and optionally ``HOMEPAGE``,
+    ``CITATION``, ``BUILDER_CONFIGS``, ``MANUAL_DOWNLOAD_INSTRUCTIONS``) and implement
+    ``_split_generators`` returning ``{split: self._generate_examples(load)}``, where
+    ``load()`` returns the split's records.
+    """
+
+    DESCRIPTION = ""
+    HOMEPAGE = ""
+    CITATION = ""
+
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls) -> epath.Path:
+        # TFDS's default resolves a packaged builder through `importlib_resources`, which
+        # tensorflow-datasets 4.9.10 only installs on Python < 3.9 (tensorflow/datasets
+        # issue 11212); the builder's own file is what it needs (checksums, metadata).
+        return epath.Path(inspect.getfile(cls))
+
+    def __init__(self, *, file_format=None, **kwargs):
+        # TFDS defaults to tfrecord, whose writer needs TensorFlow.
+        super().__init__(file_format=file_format or FILE_FORMAT, **kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=self.DESCRIPTION,
+            features=features(),
+            homepage=self.HOMEPAGE or None,
+            citation=self.CITATION or None,
+            # Keep the source's order (subject, action, camera) on read.
+            disable_shuffling=True,
+        )
+
+    def _manual_dir(self, dl_manager: tfds.download.DownloadManager) -> epath.Path:
+        """``dl_manager.manual_dir``, raising ``FileNotFoundError`` when absent or empty."""
+        try:
+            return dl_manager.manual_dir
+        except AssertionError as e:  # TFDS's error names the dir and the instructions.
+            raise FileNotFoundError(str(e)) from e
+
+    def _generate_examples(self, load: Callable[[], list[SequenceRecord]]):
+        # Called lazily, so only one split's records are in memory at a time.
+        yield from generate_examples(load())
+
+
+def builder_class(name: str) -> type[tfds.core.DatasetBuilder]:
+    """The builder class of ``datasets/<name>/<name>_dataset_builder.py``.
+
+    Imported as module ``<name>.<name>_dataset_builder`` with ``datasets/`` on the path,
+    exactly as ``tfds build datasets/<name>`` imports it, and without registering it in
+    TFDS's global registry (so it never clashes with a catalogue dataset).
+
+    Raises:
+      ValueError: ``name`` is not one of ``NAMES``.
+      FileNotFoundError: the builder script is missing (e.g. a wheel install, which does
+        not ship ``datasets/``).
+    """
+    if name not in NAMES:
+        raise ValueError(f"unknown TFDS dataset {name!r}; expected one of {list(NAMES)}")
+    script = DATASETS_DIR / name / f"{name}_dataset_builder.py"
+    if not script.exists():
+        raise FileNotFoundError(
+            f"TFDS builder script {script} not found; posejax reads its builders from the "
+            f"repository's datasets/ folder (install posejax editable from a checkout)"
+        )
+    with tfds.core.utils.add_sys_path(DATASETS_DIR):
+        return tfds.core.community.builder_cls_from_module(f"{name}.{name}_dataset_builder")
+
+
+def builder(
+    name: str,
+    *,
+    data_dir: str | pathlib.Path | None = None,
+    config: str | tfds.core.BuilderConfig | None = None,
+) -> tfds.core.DatasetBuilder:
+    """An array_record builder for ``name`` (``config=None``: the builder's default)."""
+    cls = builder_class(name)
+    valid = [c.name for c in cls.BUILDER_CONFIGS]
+    if isinstance(config, str) and config not in valid:
+        raise ValueError(
+            f"{name} has no config {config!r}; expected one of {valid}"
+            if valid
+            else f"{name} has no configs; pass config=None, found {config!r}"
+        )
+    return cls(data_dir=data_dir, config=config, file_format=FILE_FORMAT)
+
+
+def load_records(
+    name: str,
+    split: str,
+    *,
+    data_dir: str | pathlib.Path | None = None,
+    config: str | tfds.core.BuilderConfig | None = None,
+    manual_dir: str | pathlib.Path | None = None,
+    build_if_missing: bool = True,
+) -> list[SequenceRecord]:
+    """Reads a split of a posejax TFDS dataset into records, building it if absent.
+
+    Args:
+      name: one of ``NAMES`` (``'synthpose'``, ``'h36m'``, ``'cmu_mocap'``).
+      split: ``'train'`` or ``'test'`` (any TFDS split string, e.g. ``'train[:10]'``).
+      data_dir: TFDS data dir; ``None`` uses ``$TFDS_DATA_DIR`` or
+        ``~/tensorflow_datasets``.
+      config: builder config name (e.g. ``'small'``, ``'cpn_ft_h36m_dbb'``); ``None``
+        uses the builder's default.
+      manual_dir: where h36m / cmu_mocap find their source files; ``None`` uses
+        ``<data_dir>/downloads/manual``.
+      build_if_missing: run ``download_and_prepare`` when the dataset is not prepared;
+        if false, a missing dataset raises ``FileNotFoundError``.
+
+    Returns:
+      The split's records in the order the source produced them.
+
+    Raises:
+      ValueError: unknown ``name`` or split.
+      FileNotFoundError: not prepared and ``build_if_missing`` is false, or a manual-dir
+        source file is missing (the message names the directory and the files).
+    """
+    b = builder(name, data_dir=data_dir, config=config)
+    if not b.is_prepared():
+        if not build_if_missing:
+            flags = f" --config={b.builder_config.name}" if b.builder_config else ""
+            flags += f" --data_dir={b.data_dir_root}"
+            flags += " --manual_dir=<dir>" if b.MANUAL_DOWNLOAD_INSTRUCTIONS else ""
+            raise FileNotFoundError(
+                f"TFDS dataset {name} is not prepared in {b.data_path}; build it with "
+                f"`python -m posejax.data.tfds_io build {name}{flags}` (or `tfds build "
+                f"{DATASETS_DIR / name}{flags}` with TensorFlow installed), or pass "
+                "build_if_missing=True"
+            )
+        download_config = tfds.download.DownloadConfig(
+            manual_dir=None if manual_dir is None else str(manual_dir)
+        )
+        b.download_and_prepare(download_config=download_config, file_format=FILE_FORMAT)
+    base_split = split.split("[", 1)[0]
+    if base_split not in b.info.splits:
+        raise ValueError(
+            f"{name} has no split {base_split!r}; expected one of {sorted(b.info.splits)}"
+        )
+    source = b.as_data_source(split=split)
+    # One batched read (array_record reads the records in parallel), decoded with numpy.
+    examples = source.__getitems__(list(range(len(source))))
+    return [from_example(e) for e in examples]
+
+
+def main(argv: list[str]) -> None:
+    """``python -m posejax.data.tfds_io build <datasets> [tfds build flags]``.
+
+    Runs TFDS's own ``build`` command (same flags as ``tfds build``: ``--config``,
+    ``--data_dir``, ``--manual_dir``, ``--overwrite``, ...). The ``tfds`` launcher of
+    tensorflow-datasets 4.9.10 imports TensorFlow at start-up (its ``convert_format``
+    command), so without TensorFlow this is the way to run ``tfds build``. A bare name
+    of ``NAMES`` (``synthpose``) stands for its folder ``datasets/<name>``.
+    """
+    from tensorflow_datasets.scripts.cli import build as tfds_build
+    from tensorflow_datasets.scripts.cli import cli_utils
+
+    if len(argv) < 2 or argv[1] != "build":
+        raise SystemExit(
+            f"usage: python -m posejax.data.tfds_io build <datasets> [flags]; {NAMES=}"
+        )
+    args = [str(DATASETS_DIR / a) if a in NAMES else a for a in argv[2:]]
+    parse = cli_utils.make_flags_parser(tfds_build.Args, description="posejax tfds build")
+    parse([argv[0], *args]).execute()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
