@@ -13,7 +13,7 @@ def base(method: str) -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     c.data.source = "synthpose"  # synthpose | h36m | cmu_mocap
-    c.data.via_tfds = False  # read the prepared TFDS dataset instead of the source
+    c.data.via_tfds = True  # read (building if needed) the TFDS dataset; False: call the source
     c.data.tfds_dir = ""  # TFDS data_dir ('' = TFDS default, ~/tensorflow_datasets)
     c.data.input_2d = "gt"  # gt | det
     c.data.train_split = "train"
@@ -56,7 +56,8 @@ def base(method: str) -> ml_collections.ConfigDict:
 
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """Seconds on a CPU: tiny data and a few steps (tests use it)."""
-    c.data.synthpose.frames_per_sequence = 40
+    c.data.via_tfds = False  # generate in memory (tests switch TFDS on where they test it)
+    c.data.synthpose.frames_per_sequence = 50  # = the TFDS 'small' config
     c.data.synthpose.sequences_per_action = 1
     c.data.synthpose.tfds_config = "small"
     c.train.batch_size = 32

@@ -176,8 +176,8 @@ def _gait(d: Draw, t: np.ndarray, run: bool) -> dict:
     freq = d.col(1.25, 1.4) if run else d.col(0.8, 1.0)  # strides per second
     amp = d.col(0.85, 1.15)
     phase = freq * t + d.col(0.0, 1.0)  # right leg; heel strike at 0
-    hip0, hip_a, knee0, knee_st, knee_sw = (22, 32, 20, 25, 95) if run else (10, 20, 5, 15, 55)
-    arm0, arm_a, plane, elbow0, elbow_a = (10, 30, 100, 75, 25) if run else (0, 18, 80, 12, 20)
+    hip0, hip_a, knee0, knee_st, knee_sw = (22, 32, 20, 25, 95) if run else (10, 20, 7, 18, 58)
+    arm0, arm_a, plane, elbow0, elbow_a = (10, 30, 100, 85, 25) if run else (0, 18, 80, 12, 20)
     for s, off in (("r", 0.0), ("l", 0.5)):
         p = phase + off
         swing = np.cos(2 * np.pi * (p - 0.05))
@@ -187,16 +187,16 @@ def _gait(d: Draw, t: np.ndarray, run: bool) -> dict:
         m[f"{s}_knee"] = (
             knee0 + knee_st * _bump(p, 0.14, 0.07) + knee_sw * amp * _bump(p, 0.71, 0.1)
         )
-        m[f"{s}_sh_plane"] = plane + 0 * p
+        m[f"{s}_sh_plane"] = plane
         m[f"{s}_sh_elev"] = arm0 - arm_a * amp * swing
         m[f"{s}_elbow"] = elbow0 + elbow_a * (0.5 - 0.5 * swing)
     twist = (4 if run else 5) * np.cos(2 * np.pi * (phase - 0.05))
-    m.update(twist=twist, chest_twist=-1.3 * twist, tilt=(13 if run else 8) + 0 * phase)
-    m.update(roll=2.5 * np.sin(4 * np.pi * phase), spine_flex=(6 if run else 2) + 0 * phase)
+    m.update(twist=twist, chest_twist=-1.3 * twist, tilt=13 if run else 8)
+    m.update(roll=2.5 * np.sin(4 * np.pi * phase), spine_flex=6 if run else 2)
     # Gentle random curves; tight turns (radius 0.45 m walking, 0.65 m running) at the edge.
     m["curvature"] = smooth_noise(d, t, 1, (0.05, 0.2))[:, 0] / 3000.0
     m["steer"] = np.full_like(phase, 1 / 650.0 if run else 1 / 450.0)
-    m["heading"] = d.col(0.0, 360.0) + 0 * phase
+    m["heading"] = d.col(0.0, 360.0)  # no idle heading wobble: gait steers
     if run:
         # Flight when neither foot is on the ground: the last 0.15 of each half cycle.
         s = ((phase % 0.5) - 0.35) / 0.15
@@ -216,10 +216,10 @@ def running(d: Draw, t: np.ndarray) -> dict:
 
 def _level_cycle(d, t, down, hold, up, rest):
     """``[N, T]`` level 0 -> 1 -> 1 -> 0 -> 0 cycles (down, hold, up, rest spans in s)."""
-    ones = lambda d, n: np.ones((len(d.rngs), n, 1, 1))
-    level, _ = cycles(d, t, [rest, down, hold, up],
-                      lambda d, n: np.concatenate([0 * ones(d, n), ones(d, n),
-                                                   ones(d, n), 0 * ones(d, n)], 2))  # fmt: skip
+    values = np.array([0.0, 1.0, 1.0, 0.0])[:, None]
+    level, _ = cycles(
+        d, t, [rest, down, hold, up], lambda d, n: np.broadcast_to(values, (len(d.rngs), n, 4, 1))
+    )
     return level[..., 0]
 
 
@@ -326,7 +326,7 @@ def _jump_values(d: Draw, num: int) -> np.ndarray:
     recovered) of crouch level, arm elevation (deg), knee tuck (deg) and heading (deg,
     a random turn in place before each jump)."""
     z = np.zeros((len(d.rngs), num))
-    depth = d.uniform(0.5, 0.9, (num,))
+    depth = d.uniform(0.5, 1.0, (num,))
     crouch = [z, depth, z, z, z, 0.6 * depth, z]
     arms = [z + 9, -d.uniform(30, 55, (num,)), d.uniform(120, 160, (num,)),
             d.uniform(90, 120, (num,)), d.uniform(50, 80, (num,)), d.uniform(20, 40, (num,)),
@@ -347,15 +347,15 @@ def jumping(d: Draw, t: np.ndarray) -> dict:
     m["spine_flex"] = m["spine_flex"] + 10 * crouch
     _legs(m, 75 * crouch + 0.5 * tuck, -38 * crouch - 0.5 * tuck)
     for side in ("l", "r"):
-        m[f"{side}_sh_plane"] = 85 + 0 * arms
+        m[f"{side}_sh_plane"] = 85.0
         m[f"{side}_sh_elev"] = arms
-        m[f"{side}_elbow"] = m[f"{side}_elbow"] + 15 * crouch
+        m[f"{side}_elbow"] = m[f"{side}_elbow"] + 20 + 15 * crouch
     # Ballistic flight from take-off (keyframe 2) to landing (keyframe 4) of each cycle.
     t0, t1 = starts[:, :, 2, None], starts[:, :, 4, None]
     s = (t - t0) / (t1 - t0)
     height = GRAVITY_MM_S2 * (t1 - t0) ** 2 / 8
     m["lift"] = np.sum(np.where((s > 0) & (s < 1), 4 * s * (1 - s), 0.0) * height, axis=1)
-    m["flight_speed"] = d.col(0.0, 1.0) * d.col(0.0, 1000.0) + 0 * t
+    m["flight_speed"] = d.col(0.0, 1.0) * d.col(0.0, 1000.0)  # mostly short hops
     m["heading"] = m["heading"] + tracks[..., 3]
     return m
 

@@ -33,6 +33,9 @@ def params_of(workdir, step=None):
 def test_train_checkpoint_resume_evaluate(tmp_path, devices):
     config = load_config()
     config.mesh.data = devices
+    if devices == 1:  # once through the TFDS dataset (built into tmp_path on first use)
+        config.data.via_tfds = True
+        config.data.tfds_dir = str(tmp_path / "tfds")
     wd = tmp_path / "run"
     config.train.num_steps = 2
     summary = trainer.run(config, wd)
