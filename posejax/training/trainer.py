@@ -14,6 +14,7 @@ import subprocess
 
 import jax
 import numpy as np
+import tqdm
 
 from posejax import methods
 from posejax.training import checkpoint as ckpt_lib
@@ -156,22 +157,31 @@ def run(config, workdir) -> dict:
         r.mesh.devices.flat[0].platform,
         r.train.size,
     )
+    # A live bar on a terminal (tqdm turns itself off when stderr is not a TTY); the log
+    # lines carry steps/s, examples/s and ETA everywhere.
+    bar = tqdm.tqdm(
+        total=t.num_steps, initial=start, disable=None, unit="step", dynamic_ncols=True, leave=False
+    )
     try:
         for step in range(start + 1, t.num_steps + 1):
+            bar.update(1)
             state, m = train_step(state, r.train.data, r.root)
             if step == start + 1:
                 jax.block_until_ready(state)
                 clock.start(step)
             if step % t.log_every == 0 or step == t.num_steps:
                 _log(writer, clock, step, m, r, last_saved)
-            if step % t.eval_every == 0 or step == t.num_steps:
+            evaluated = step % t.eval_every == 0 or step == t.num_steps
+            if evaluated:
                 summary = r.evaluate(state)["summary"]
                 evaluation.finite_or_raise(summary, step, "evaluation")
                 writer.write(step, summary, " ".join(f"{k}={v:.1f}" for k, v in summary.items()))
             if step % t.ckpt_every == 0 or step == t.num_steps:
-                r.ckpt.save(step, state, r.meta(), summary or None)
+                # Only fresh evaluation metrics rank checkpoints for "best".
+                r.ckpt.save(step, state, r.meta(), summary if evaluated else None)
                 last_saved = step
     finally:
+        bar.close()
         r.ckpt.close()
         writer.close()
     return summary
