@@ -170,3 +170,19 @@ def screen_to_pixels(kp, res_w, res_h):
     res_h = xp.asarray(res_h, kp.dtype)[..., None]
     offset = xp.concatenate([xp.ones_like(res_w), res_h / res_w], axis=-1)
     return (kp + offset) * res_w / 2
+
+
+def weak_perspective_rotation(cam):
+    """Rotation of a 2x3 weak-perspective camera ``Pi [..., 2, 3]`` (WSGN ``compute_R``).
+
+    ``s`` = largest singular value of ``Pi``; ``r = Pi / s``; ``R = [r1; r2; r1 x r2]``
+    (rows, not re-orthonormalised, as the official code). Returns ``(R [..., 3, 3], s [...])``.
+    """
+    xp = _xp(cam)
+    m = cam @ xp.swapaxes(cam, -1, -2)  # 2x2, eigenvalues are the squared singular values
+    a, b, c = m[..., 0, 0], m[..., 0, 1], m[..., 1, 1]
+    lam = (a + c) / 2 + xp.sqrt(((a - c) / 2) ** 2 + b**2)
+    s = xp.sqrt(xp.maximum(lam, 1e-24))
+    r = cam / s[..., None, None]
+    r3 = xp.cross(r[..., 0, :], r[..., 1, :])
+    return xp.concatenate([r, r3[..., None, :]], axis=-2), s

@@ -37,3 +37,18 @@ def denormalize(x, stats):
 
 def as_device(stats: dict) -> dict:
     return {k: jnp.asarray(v) for k, v in stats.items()}
+
+
+def center_scale_2d(kp):
+    """Per-frame 2D normalisation (RepNet): subtract the mean x and the mean y over the
+    joints, divide by the population std of all 2J centred values.
+
+    Args:
+      kp: ``[..., J, 2]`` px.
+
+    Returns:
+      ``(normalised [..., J, 2], scale [...])`` with ``kp = normalised * scale + mean``.
+    """
+    centred = kp - kp.mean(axis=-2, keepdims=True)
+    scale = jnp.sqrt(jnp.mean(centred**2, axis=(-2, -1)))
+    return centred / jnp.maximum(scale, 1e-6)[..., None, None], scale

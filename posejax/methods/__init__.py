@@ -5,9 +5,11 @@ lists the valid names.
 """
 
 from posejax.methods.baseline import BaselineMethod
+from posejax.methods.gan import GANMethod
 
 REGISTRY = {
     "baseline": BaselineMethod,
+    "gan": GANMethod,
 }
 
 

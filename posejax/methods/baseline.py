@@ -119,8 +119,9 @@ class BaselineMethod:
         y = nz.denormalize(y, state.norm["out"])
         return skel.scatter_from_subset(y, OUT_JOINTS)
 
-    def eval_step(self, state: common.TrainState, batch: device.PoseData) -> dict:
+    def eval_step(self, state: common.TrainState, batch: device.PoseData, key=None) -> dict:
         """Per-example outputs: ``pred [B, 17, 3]`` mm root-relative and its target."""
+        del key  # deterministic
         return {
             "pred": self.lift(state, batch.kp2d),
             "target": geometry.root_relative(batch.pose3d_cam),

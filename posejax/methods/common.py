@@ -7,7 +7,7 @@ from typing import Any
 
 import flax.struct
 import jax
-import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -84,4 +84,4 @@ def optimizer(config, lr: optax.Schedule | float | None = None) -> optax.Gradien
 
 
 def tree_size(tree: Any) -> int:
-    return int(sum(jnp.size(x) for x in jax.tree.leaves(tree)))
+    return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(tree)))

@@ -55,19 +55,36 @@ def frame_errors(out: dict, *, allow_reflection: bool = False, ks=(1, 10, 100)) 
 
 
 def compute_errors(
-    method, state, data: device.PoseData, batch_size: int, allow_reflection: bool = False
+    method,
+    state,
+    data: device.PoseData,
+    batch_size: int,
+    allow_reflection: bool = False,
+    seed: int = 0,
 ) -> dict:
     """Runs ``method.eval_step`` over the whole (padded) split in one jitted ``lax.map``.
 
-    Returns numpy ``{name: [N_valid]}`` per-frame errors in mm.
+    Batch ``i`` gets the key ``fold_in(key(seed), i)`` (sampling methods), so an
+    evaluation is reproducible. A method with its own ``frame_errors`` computes its
+    protocol's errors; the others get ``frame_errors`` above.
+
+    Returns numpy ``{name: [N_valid]}`` per-frame errors (mm unless the name says px).
     """
+    errors_fn = getattr(method, "frame_errors", frame_errors)
+    num_batches = data.size // batch_size
 
     @jax.jit
     def run(state, data):
-        def one(batch):
-            return frame_errors(method.eval_step(state, batch), allow_reflection=allow_reflection)
+        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(
+            jnp.arange(num_batches)
+        )
 
-        return jax.lax.map(one, device.batches(data, batch_size))
+        def one(args):
+            batch, key = args
+            out = method.eval_step(state, batch, key)
+            return errors_fn(out, allow_reflection=allow_reflection)
+
+        return jax.lax.map(one, (device.batches(data, batch_size), keys))
 
     errs = jax.device_get(run(state, data))
     valid = np.asarray(jax.device_get(data.valid))
@@ -84,9 +101,21 @@ def summary(tabs: dict, prefix: str = "eval/") -> dict:
     return {f"{prefix}{k}": v["mean_of_actions"] for k, v in tabs.items()}
 
 
+def column_key(name: str):
+    """Column order: metric family, then zero code / plain, then best-of-k by k."""
+    base, _, last = name.rpartition("_")
+    if last == "zc":
+        return (base, 0, 0)
+    if last.startswith("best") and last[4:].isdigit():
+        return (base, 1, int(last[4:]))
+    if last.startswith("mean") and last[4:].isdigit():
+        return (base, 2, int(last[4:]))
+    return (name, 0, 0)
+
+
 def format_table(tabs: dict, title: str = "") -> str:
     """A plain-text table: one row per action, one column per metric, then the means."""
-    names = list(tabs)
+    names = sorted(tabs, key=column_key)
     actions = list(next(iter(tabs.values()))["per_action"])
     width = max([len(a) for a in actions] + [16])
     lines = [title] if title else []
@@ -108,7 +137,12 @@ def format_table(tabs: dict, title: str = "") -> str:
 def evaluate(method, state, dataset: device.DeviceDataset, config) -> dict:
     """Errors, per-action tables and summary scalars of ``state`` on ``dataset``."""
     errs = compute_errors(
-        method, state, dataset.data, config.eval.batch_size, config.eval.allow_reflection
+        method,
+        state,
+        dataset.data,
+        config.eval.batch_size,
+        config.eval.allow_reflection,
+        config.eval.get("seed", 0),
     )
     valid = np.asarray(dataset.host.valid)
     actions = np.asarray(dataset.actions)[np.asarray(dataset.host.action)[valid]]

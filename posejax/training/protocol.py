@@ -41,15 +41,22 @@ def restore(workdir, config, mesh, *, step=None, best=False):
     return method, state, step
 
 
-def evaluate_workdir(workdir, *, step=None, best=False, stride=1) -> dict:
+def evaluate_workdir(workdir, *, step=None, best=False, stride=1, missing_joints=None) -> dict:
+    """Protocol tables of ``workdir``; ``missing_joints`` (0, 1, 2) overrides
+    ``eval.missing_joints`` (limb joints hidden per test frame, for methods that support it)."""
     config = load_config(workdir)
+    if missing_joints is not None:
+        config.eval.missing_joints = int(missing_joints)
+    num_missing = config.eval.get("missing_joints", 0)
     mesh = sharding.make_mesh(config.mesh.data if jax.device_count() > 1 else 1)
     method, state, step = restore(workdir, config, mesh, step=step, best=best)
+    if num_missing and not getattr(method, "supports_missing_joints", False):
+        raise ValueError(f"method {config.method!r} does not support eval.missing_joints")
     test = data_lib.load_split(
         config, config.data.test_split, mesh, stride=stride, pad_to=config.eval.batch_size
     )
     result = evaluation.evaluate(method, state, test, config)
-    manifest = evaluation.make_manifest(
+    fields = dict(
         dataset=config.data.source, split=f"{config.data.test_split} ({', '.join(test.subjects)})",
         frames=f"every {stride} frame(s), {result['num_frames']} frames",
         input_2d=config.data.input_2d, joints="H36M-17, root counted (J=17)",
@@ -59,13 +66,22 @@ def evaluate_workdir(workdir, *, step=None, best=False, stride=1) -> dict:
         tta="none", checkpoint=f"step {step}" + (" (best by eval)" if best else " (final)"),
         protocol=config.eval.protocol, seed=config.seed, commit=trainer.git_commit(),
     )  # fmt: skip
+    if num_missing:
+        fields["input_2d"] += f"; {num_missing} limb joint(s) hidden per frame (fixed draw)"
+    if hasattr(method, "manifest_fields"):  # the method's joints, K, oracle, conventions
+        fields.update(method.manifest_fields())
+    manifest = evaluation.make_manifest(**fields)
     text = evaluation.format_table(
         result["tables"], title=f"{config.method} step {step}: errors in mm"
     )
-    return {
-        "step": step,
-        "manifest": manifest,
-        "tables": result["tables"],
-        "summary": result["summary"],
-        "text": text,
-    }
+    legend = getattr(method, "conventions", {})
+    if legend:
+        text += "\n\ncolumns:\n" + "\n".join(f"  {k}: {v}" for k, v in legend.items())
+    out = {"step": step, "manifest": manifest, "tables": result["tables"],
+           "summary": result["summary"], "text": text}  # fmt: skip
+    if hasattr(method, "figure"):  # a picture of hypotheses for a few test inputs
+        tag = f"_missing{num_missing}" if num_missing else ""
+        path = pathlib.Path(workdir) / f"hypotheses_{step}{tag}.png"
+        method.figure(state, test, path)
+        out["figure"] = str(path)
+    return out

@@ -1,0 +1,282 @@
+"""Method ``gan``: WSGN, a weakly supervised generator of multiple 3D pose hypotheses.
+
+``shared/spec/wsgn.md``. One jitted step updates the critic (``train.critic_steps``
+times, inside the step) and then the generator side (trunk, pose generator, camera,
+encoder). Weak supervision: the generator only sees 2D poses; the critic sees 3D poses
+of the training subjects drawn with independent indices (unpaired), aligned to a
+template frame (``data.template_align``: Procrustes of hips and shoulders to a mean
+shape, with scale, then centred on the 16-joint mean: a reconstruction of the unreleased
+official preprocessing, labelled as such). Internally metres and WSGN's 16 joints.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from posejax.data import device
+from posejax.data import normalize as nz
+from posejax.losses import gan as losses
+from posejax.methods import common
+from posejax.methods import gan_protocol as gp
+from posejax.methods.gan_protocol import (
+    WSGN,
+    fit_template,
+    template_align,
+    to_camera_mm,
+    to_h36m17,
+    wsgn_pose_m,
+)
+from posejax.models import gan as models
+
+GENERATOR = ("trunk", "pose", "camera", "encoder")
+
+
+class GANMethod(gp.GANEvaluation, gp.GANReport):
+    """Config-bound pure functions of the step contract for WSGN."""
+
+    name = "gan"
+    multi_hypothesis = True
+    eval_joints = np.sort(WSGN)  # the 16 joints WSGN predicts (no spine)
+
+    def __init__(self, config, mesh=None):
+        self.config = config
+        self.batch_sharding = device.batch_sharding(mesh)
+        m = config.model
+        self.make = lambda rngs: models.build(
+            width=m.width,
+            latent_dim=m.latent_dim,
+            critic_pose_width=m.critic_pose_width,
+            critic_kcs_width=m.critic_kcs_width,
+            critic_out=1 if m.critic == "wgan_gp" else m.critic_out,
+            slope=m.leaky_slope,
+            rngs=rngs,
+        )
+        if m.critic not in ("mmd", "wgan_gp"):
+            raise ValueError(f"unknown model.critic {m.critic!r}; expected 'mmd' or 'wgan_gp'")
+        abstract = nnx.eval_shape(lambda: self.make(nnx.Rngs(0)))
+        self.graphdefs = {k: nnx.graphdef(v) for k, v in abstract.items()}
+        self.tx = {"generator": self._optimizer(), "critic": self._optimizer()}
+
+    def _optimizer(self):
+        c = self.config
+        spe, decay, start = c.schedule.epoch_steps, c.schedule.decay_rate, c.schedule.decay_start
+        base = c.optim.lr
+
+        def lr(step):  # lr(e) = base * decay ** max(0, e - (start - 1)), e = 0-based epoch
+            epoch = step // spe
+            return base * decay ** jnp.maximum(0, epoch - (start - 1))
+
+        return optax.adam(lr, b1=c.optim.b1, b2=c.optim.b2, eps=c.optim.eps)
+
+    # -- state ---------------------------------------------------------------------------
+    def data_stats(self, train: device.PoseData) -> dict:
+        """Template shape and the camera/template size ratio (the official 1.1)."""
+        valid = np.asarray(train.valid)
+        poses = np.asarray(wsgn_pose_m(np.asarray(train.pose3d_cam)[valid]))
+        rng = np.random.default_rng(0)
+        sub = poses[rng.choice(len(poses), min(len(poses), 20_000), replace=False)]
+        template = fit_template(sub)
+        aligned = np.asarray(template_align(jnp.asarray(sub), template))
+        centred = sub - sub.mean(axis=-2, keepdims=True)
+        ratio = (
+            np.linalg.norm(centred, axis=(-2, -1)).mean()
+            / np.linalg.norm(aligned, axis=(-2, -1)).mean()
+        )
+        return {"template": template, "p1_scale": np.float32(ratio)}
+
+    def norm_template(self) -> dict:
+        return {"template": np.zeros((4, 3), np.float32), "p1_scale": np.float32(1.0)}
+
+    def create_state(self, key, norm) -> common.TrainState:
+        nets = self.make(nnx.Rngs(params=key))
+        params = {k: common.split_module(v)[1] for k, v in nets.items()}
+        gen = {k: params[k] for k in GENERATOR}
+        return common.TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            batch_stats={},
+            opt_state={
+                "generator": self.tx["generator"].init(gen),
+                "critic": self.tx["critic"].init(params["critic"]),
+            },
+            norm=jax.tree.map(jnp.asarray, norm),
+        )
+
+    # -- networks ------------------------------------------------------------------------
+    def _net(self, params, name):
+        return common.merge(self.graphdefs[name], params[name], {})
+
+    def _features(self, params, x2d):
+        """Trunk feature and camera, computed once per 2D input."""
+        h = self._net(params, "trunk")(x2d)
+        return h, self._net(params, "camera")(h)
+
+    def _poses(self, params, h, z):
+        """``h [B, W]``, ``z [B, S, L]`` -> ``[B, S, 16, 3]`` m: the trunk is shared by S."""
+        b, s = z.shape[:2]
+        hs = jnp.broadcast_to(h[:, None], (b, s, h.shape[-1])).reshape(b * s, -1)
+        out = self._net(params, "pose")(hs, z.reshape(b * s, -1))
+        return out.reshape(b, s, models.NUM_JOINTS, 3)
+
+    def _critic(self, params):
+        return self._net(params, "critic")
+
+    # -- steps ---------------------------------------------------------------------------
+    def _batch(self, state, data, key):
+        cfg = self.config.train
+        k2, k3, kz = jax.random.split(key, 3)
+        n = cfg.unique_per_batch
+        b2 = device.sample_batch(data, k2, n, self.batch_sharding)
+        b3 = device.sample_batch(data, k3, n, self.batch_sharding)  # unpaired with b2
+        x, _ = nz.center_scale_2d(b2.kp2d[:, WSGN])
+        real = template_align(wsgn_pose_m(b3.pose3d_cam), state.norm["template"])
+        d = cfg.draws_per_input
+        z = jax.random.normal(kz, (n, d, self.config.model.latent_dim))
+        return x, jnp.tile(real, (d, 1, 1)), z
+
+    def train_step(self, state, data, key):
+        """Critic update(s), then one generator update, on one 2D batch (64 inputs x 2
+        codes) and one unpaired batch of real 3D poses."""
+        x, real, z = self._batch(state, data, jax.random.fold_in(key, common.DATA))
+        keys = jax.random.split(
+            jax.random.fold_in(key, common.CRITIC), self.config.train.critic_steps
+        )
+
+        def critic_iter(i, carry):
+            params, opt = carry
+            return self._critic_update(params, opt, x, real, z, keys[i])
+
+        params, opt_c = jax.lax.fori_loop(
+            0,
+            self.config.train.critic_steps,
+            critic_iter,
+            (state.params, state.opt_state["critic"]),
+        )
+        (loss, parts), grads = jax.value_and_grad(self._generator_loss, has_aux=True)(
+            {k: params[k] for k in GENERATOR}, params["critic"], x, real, z
+        )
+        updates, opt_g = self.tx["generator"].update(grads, state.opt_state["generator"])
+        gen = optax.apply_updates({k: params[k] for k in GENERATOR}, updates)
+        new = state.replace(
+            step=state.step + 1,
+            params={**params, **gen},
+            opt_state={"generator": opt_g, "critic": opt_c},
+        )
+        metrics = {
+            "train/loss_g": loss,
+            **{f"train/{k}": v for k, v in parts.items()},
+            "train/grad_norm_g": optax.tree.norm(grads),
+        }
+        return new, metrics
+
+    def _fakes(self, gen, x, z):
+        """``x [n, 16, 2]``, ``z [n, d, L]`` -> fakes ``[d*n, 16, 3]`` (draw-major: rows i and
+        i + n share x), cameras ``[n, 2, 3]``."""
+        h, cam = self._features(gen, x)
+        poses = self._poses(gen, h, z)  # [n, d, 16, 3]
+        return jnp.swapaxes(poses, 0, 1).reshape(-1, models.NUM_JOINTS, 3), cam
+
+    def _adv(self, critic_params, fake, real):
+        f = self._net({"critic": critic_params}, "critic")
+        if self.config.model.critic == "wgan_gp":
+            return -f(fake).mean(), f(fake).mean() - f(real).mean()
+        m = losses.mmd2(f(fake), f(real), self._kernel)
+        return m, -m  # (generator term, critic term)
+
+    def _kernel(self, a, b):
+        lc = self.config.loss
+        return losses.mixed_rq_kernel(a, b, tuple(lc.kernel_alphas), lc.kernel_dot)
+
+    def _critic_update(self, params, opt, x, real, z, key):
+        fake, _ = self._fakes(params, x, z)
+        fake = jax.lax.stop_gradient(fake)
+        u = jax.random.uniform(key, (fake.shape[0], 1, 1))
+        interp = u * real + (1 - u) * fake
+
+        def loss_fn(cp):
+            f = self._net({"critic": cp}, "critic")
+            _, l_adv = self._adv(cp, fake, real)
+            if self.config.model.critic == "wgan_gp":
+                gp = losses.wgan_gradient_penalty(lambda p: f(p)[..., 0], interp)
+            else:
+                gp = losses.witness_gradient_penalty(f, interp, f(fake), f(real), self._kernel)
+            return l_adv + self.config.loss.gp_weight * gp
+
+        grads = jax.grad(loss_fn)(params["critic"])
+        updates, opt = self.tx["critic"].update(grads, opt)
+        return {**params, "critic": optax.apply_updates(params["critic"], updates)}, opt
+
+    def _generator_loss(self, gen, critic_params, x, real, z):
+        lw, d = self.config.loss, self.config.train.draws_per_input
+        fake, cam = self._fakes(gen, x, z)
+        zf = jnp.swapaxes(z, 0, 1).reshape(fake.shape[0], -1)
+        rep = losses.reprojection(jnp.tile(x, (d, 1, 1)), fake, jnp.tile(cam, (d, 1, 1)))
+        l_cam = losses.camera_constraint(cam)
+        n = x.shape[0]
+        div = losses.diversity(fake[:n], fake[n : 2 * n], zf[:n], zf[n : 2 * n])
+        enc = losses.latent_reconstruction(self._net(gen, "encoder")(fake), zf)
+        adv, _ = self._adv(critic_params, fake, real)
+        parts = {
+            "loss_rep": rep.mean(),
+            "loss_cam": l_cam.mean(),
+            "loss_div": div.mean(),
+            "loss_enc": enc.mean(),
+            "loss_adv": adv,
+        }
+        total = (
+            lw.rep * parts["loss_rep"]
+            + lw.cam * parts["loss_cam"]
+            + lw.adv * adv
+            + lw.div * parts["loss_div"]
+            + lw.enc * parts["loss_enc"]
+        )
+        return total, parts
+
+    def lift(self, state, kp2d_px):
+        """Zero-code prediction ``[B, 17, 3]`` mm, camera frame, root-relative."""
+        return self.sample_zero(state, kp2d_px)[:, 0]
+
+    def sample_zero(self, state, kp2d_px):
+        x, _ = nz.center_scale_2d(kp2d_px[..., WSGN, :])
+        h, cam = self._features(state.params, x)
+        z = jnp.zeros((x.shape[0], 1, self.config.model.latent_dim))
+        poses = self._poses(state.params, h, z)
+        return to_h36m17(to_camera_mm(poses, cam[:, None], state.norm["p1_scale"]))
+
+    def sample(self, state, kp2d_px, key, num_samples: int):
+        """``S`` hypotheses ``[B, S, 17, 3]`` mm, camera frame, root-relative; the trunk and
+        camera run once per input, the S codes are one batched call."""
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be >= 1, found {num_samples}")
+        check_kp2d(kp2d_px)
+        x, _ = nz.center_scale_2d(kp2d_px[..., WSGN, :])
+        h, cam = self._features(state.params, x)
+        z = jax.random.normal(key, (x.shape[0], num_samples, self.config.model.latent_dim))
+        poses = self._poses(state.params, h, z)
+        return to_h36m17(to_camera_mm(poses, cam[:, None], state.norm["p1_scale"]))
+
+
+def check_kp2d(kp2d):
+    """Host-side checks of a 2D input ``[B, 17, 2]``: shape, NaN, all-zero poses."""
+    shape = getattr(kp2d, "shape", None)
+    if shape is None or len(shape) != 3 or tuple(shape[1:]) != (17, 2):
+        raise ValueError(f"expected 2D keypoints [B, 17, 2] (H36M-17, px), found {shape}")
+    if isinstance(kp2d, jax.core.Tracer):
+        return
+    arr = np.asarray(kp2d)
+    if not np.all(np.isfinite(arr)):
+        bad = np.unique(np.nonzero(~np.isfinite(arr))[0])
+        raise ValueError(
+            f"2D keypoints contain NaN/inf in poses {bad[:10].tolist()}; WSGN "
+            "needs all 16 of its joints (no visibility masks)"
+        )
+    flat = arr.reshape(arr.shape[0], -1)
+    zero = np.nonzero(np.all(np.abs(flat - flat[:, :1]) < 1e-6, axis=1))[0]
+    if len(zero):
+        raise ValueError(
+            f"2D poses {zero[:10].tolist()} are degenerate (all joints at one point, e.g. all zero)"
+        )
