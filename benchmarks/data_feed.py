@@ -6,9 +6,16 @@ Both variants run the same jitted ``train_step`` of ``configs/baseline.py`` (ful
 1024) on SynthPose, in one process, alternating, after a warm-up:
 
 * ``device``: the whole split lives on the device; the step draws its batch inside jit.
-* ``host``: each step gathers a batch from numpy arrays on the host (random indices,
-  the way a per-example Python loader would hand over a batch) and transfers it; the
-  step then draws its batch from that transferred batch (same compute).
+* ``host``: each step gathers a batch from numpy arrays on the host with one
+  vectorised fancy-index (the best a host feed can do) and transfers it; the step then
+  draws its batch from that transferred batch (same compute).
+* ``python``: like ``host`` but the batch is built example by example in Python (a
+  per-example loader: one dict per example, then stacked), as a typical dataset
+  iterator hands them over.
+
+For the two host variants it also times the feed alone (``feed_examples_per_sec``: how
+many examples per second the host can hand over, without any training), which bounds
+training throughput on a fast accelerator whatever the step costs.
 
 Writes one JSONL record per variant and batch size.
 """
@@ -70,14 +77,34 @@ def run(batch_size: int, steps: int):
         idx = rng.integers(0, host.size, batch_size)
         return jax.device_put(jax.tree.map(lambda x: x[idx], host))
 
-    feeds = {"device": lambda: train.data, "host": host_feed}
+    fields = list(host.__dataclass_fields__)
+
+    def python_feed():
+        idx = rng.integers(0, host.size, batch_size)
+        examples = [{f: getattr(host, f)[i] for f in fields} for i in idx]
+        stacked = {f: np.stack([e[f] for e in examples]) for f in fields}
+        return jax.device_put(type(host)(**stacked))
+
+    feeds = {"device": lambda: train.data, "host": host_feed, "python": python_feed}
     for feed in feeds.values():  # warm-up / compile both shapes
         state, _ = time_steps(step, state, feed, root, 3)
     out = {}
     for name, feed in feeds.items():
         state, sec = time_steps(step, state, feed, root, steps)
-        out[name] = batch_size / sec
+        out[name] = {"examples_per_sec": batch_size / sec}
+        if name != "device":
+            out[name]["feed_examples_per_sec"] = batch_size / feed_seconds(feed, steps)
     return out, train.size
+
+
+def feed_seconds(feed, n):
+    """Median seconds to produce one batch on the device, no training step."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        jax.block_until_ready(feed())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def main():
@@ -92,11 +119,12 @@ def main():
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
     ).stdout.strip()
     dev = jax.devices()[0]
-    print(f"{'batch':>6} {'device ex/s':>12} {'host ex/s':>12} {'ratio':>6}")
+    print(f"{'batch':>6} {'device ex/s':>12} {'host ex/s':>12} {'python ex/s':>12} "
+          f"{'host feed only':>15} {'python feed only':>17}")  # fmt: skip
     with out.open("a") as f:
         for b in [int(x) for x in args.batch_sizes.split(",")]:
             rates, n = run(b, args.steps)
-            for variant, eps in rates.items():
+            for variant, r in rates.items():
                 f.write(
                     json.dumps(
                         {
@@ -104,7 +132,7 @@ def main():
                             "method": "baseline",
                             "variant": variant,
                             "batch_size": b,
-                            "examples_per_sec": eps,
+                            **r,
                             "train_frames": n,
                             "device_kind": dev.device_kind,
                             "platform": dev.platform,
@@ -117,8 +145,11 @@ def main():
                     + "\n"
                 )
             print(
-                f"{b:>6} {rates['device']:>12.0f} {rates['host']:>12.0f} "
-                f"{rates['device'] / rates['host']:>6.2f}"
+                f"{b:>6} {rates['device']['examples_per_sec']:>12.0f} "
+                f"{rates['host']['examples_per_sec']:>12.0f} "
+                f"{rates['python']['examples_per_sec']:>12.0f} "
+                f"{rates['host']['feed_examples_per_sec']:>15.0f} "
+                f"{rates['python']['feed_examples_per_sec']:>17.0f}"
             )
     print(f"wrote {out}")
 

@@ -7,6 +7,7 @@ Overrides: ``--config.optim.lr=1e-4``. Multi-host: ``--distributed`` calls
 import logging
 
 from absl import app, flags
+from absl import logging as absl_logging
 from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "Path to a config file.", lock_config=True)
@@ -19,6 +20,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
     if FLAGS.distributed:
         import jax
 
