@@ -146,15 +146,16 @@ class GANMethod(gp.GANEvaluation, gp.GANReport):
             jax.random.fold_in(key, common.CRITIC), self.config.train.critic_steps
         )
 
-        def critic_iter(i, carry):
-            params, opt = carry
+        def critic_iter(i, carry):  # every critic step sees the same x, reals and codes
+            params, opt, _ = carry
             return self._critic_update(params, opt, x, real, z, keys[i])
 
-        params, opt_c = jax.lax.fori_loop(
+        zero = {"loss_critic": jnp.zeros(()), "critic_gp": jnp.zeros(())}
+        params, opt_c, critic_metrics = jax.lax.fori_loop(
             0,
             self.config.train.critic_steps,
             critic_iter,
-            (state.params, state.opt_state["critic"]),
+            (state.params, state.opt_state["critic"], zero),
         )
         (loss, parts), grads = jax.value_and_grad(self._generator_loss, has_aux=True)(
             {k: params[k] for k in GENERATOR}, params["critic"], x, real, z
@@ -170,6 +171,7 @@ class GANMethod(gp.GANEvaluation, gp.GANReport):
             "train/loss_g": loss,
             **{f"train/{k}": v for k, v in parts.items()},
             "train/grad_norm_g": optax.tree.norm(grads),
+            **{f"train/{k}": v for k, v in critic_metrics.items()},
         }
         return new, metrics
 
@@ -204,11 +206,12 @@ class GANMethod(gp.GANEvaluation, gp.GANReport):
                 gp = losses.wgan_gradient_penalty(lambda p: f(p)[..., 0], interp)
             else:
                 gp = losses.witness_gradient_penalty(f, interp, f(fake), f(real), self._kernel)
-            return l_adv + self.config.loss.gp_weight * gp
+            return l_adv + self.config.loss.gp_weight * gp, gp
 
-        grads = jax.grad(loss_fn)(params["critic"])
+        (loss, gp), grads = jax.value_and_grad(loss_fn, has_aux=True)(params["critic"])
         updates, opt = self.tx["critic"].update(grads, opt)
-        return {**params, "critic": optax.apply_updates(params["critic"], updates)}, opt
+        new = {**params, "critic": optax.apply_updates(params["critic"], updates)}
+        return new, opt, {"loss_critic": loss, "critic_gp": gp}
 
     def _generator_loss(self, gen, critic_params, x, real, z):
         lw, d = self.config.loss, self.config.train.draws_per_input

@@ -115,7 +115,8 @@ def test_train_step_updates_critic_and_generator(setup):
         changed = jax.tree.map(lambda a, b: not np.allclose(a, b), before[net], new.params[net])
         assert any(jax.tree.leaves(changed)), net
     assert all(np.isfinite(float(v)) for v in m.values())
-    assert {"train/loss_rep", "train/loss_adv", "train/loss_div", "train/loss_enc"} <= set(m)
+    assert {"train/loss_rep", "train/loss_adv", "train/loss_div", "train/loss_enc",
+            "train/loss_critic", "train/critic_gp"} <= set(m)  # fmt: skip
 
 
 def test_wgan_option_and_unknown_critic():
