@@ -16,6 +16,9 @@ flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoi
 flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 flags.DEFINE_bool("best", False, "Use the best kept checkpoint by eval.best_metric.")
 flags.DEFINE_integer("stride", 1, "Evaluate every stride-th test frame.")
+flags.DEFINE_integer(
+    "missing_joints", None, "Hide 1 or 2 limb joints per test frame (eval.missing_joints)."
+)
 flags.DEFINE_string("out", None, "JSON output path (default: DIR/eval_<step>.json).")
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
@@ -27,9 +30,15 @@ def main(argv):
     from posejax.training import protocol
 
     result = protocol.evaluate_workdir(
-        FLAGS.workdir, step=FLAGS.step, best=FLAGS.best, stride=FLAGS.stride
+        FLAGS.workdir,
+        step=FLAGS.step,
+        best=FLAGS.best,
+        stride=FLAGS.stride,
+        missing_joints=FLAGS.missing_joints,
     )
-    out = pathlib.Path(FLAGS.out or pathlib.Path(FLAGS.workdir) / f"eval_{result['step']}.json")
+    tag = f"_missing{FLAGS.missing_joints}" if FLAGS.missing_joints else ""
+    default = pathlib.Path(FLAGS.workdir) / f"eval_{result['step']}{tag}.json"
+    out = pathlib.Path(FLAGS.out or default)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(result["text"])
     print(f"\nwrote {out}", file=sys.stderr)

@@ -85,12 +85,26 @@ def scatter_from_subset(values, indices, num_joints=NUM_JOINTS, fill=0.0):
     indices = np.asarray(indices)
     if values.shape[-2] != len(indices):
         raise ValueError(f"expected {len(indices)} joints on axis -2, found shape {values.shape}")
-    out_shape = values.shape[:-2] + (num_joints, values.shape[-1])
-    out = xp.full(out_shape, fill, dtype=values.dtype)
     if xp is np:
+        out = np.full(values.shape[:-2] + (num_joints, values.shape[-1]), fill, values.dtype)
         out[..., indices, :] = values
         return out
-    return out.at[..., indices, :].set(values)
+    # Slices of contiguous runs and one concatenate: XLA runs a scatter (``.at[].set``)
+    # as a loop on CPU, 15-20x slower than this for [B, S, 17, 3] hypothesis outputs.
+    slot = {int(j): i for i, j in enumerate(indices)}
+    fill_row = jnp.full(values.shape[:-2] + (1, values.shape[-1]), fill, values.dtype)
+    parts, j = [], 0
+    while j < num_joints:
+        if j not in slot:
+            parts.append(fill_row)
+            j += 1
+            continue
+        k = j
+        while slot.get(k + 1, -1) == slot[k] + 1:
+            k += 1
+        parts.append(values[..., slot[j] : slot[k] + 1, :])
+        j = k + 1
+    return jnp.concatenate(parts, axis=-2)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,10 +6,12 @@ lists the valid names.
 
 from posejax.methods.baseline import BaselineMethod
 from posejax.methods.gan import GANMethod
+from posejax.methods.mdn import MDNMethod
 
 REGISTRY = {
     "baseline": BaselineMethod,
     "gan": GANMethod,
+    "mdn": MDNMethod,
 }
 
 

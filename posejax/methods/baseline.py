@@ -37,6 +37,7 @@ class BaselineMethod:
 
     name = "baseline"
     multi_hypothesis = False
+    supports_missing_joints = True  # eval.missing_joints (evaluation only)
 
     def __init__(self, config, mesh=None):
         self.config = config
@@ -120,10 +121,19 @@ class BaselineMethod:
         return skel.scatter_from_subset(y, OUT_JOINTS)
 
     def eval_step(self, state: common.TrainState, batch: device.PoseData, key=None) -> dict:
-        """Per-example outputs: ``pred [B, 17, 3]`` mm root-relative and its target."""
+        """Per-example outputs: ``pred [B, 17, 3]`` mm root-relative and its target.
+
+        With ``eval.missing_joints`` = 1 or 2, the joints ``augment.eval_missing_mask``
+        hides get the training mean (normalised value 0), as the MDN's missing joints.
+        """
         del key  # deterministic
+        kp = batch.kp2d
+        num_missing = self.config.eval.get("missing_joints", 0)
+        if num_missing:
+            fill = skel.scatter_from_subset(state.norm["in"]["mean"], IN_JOINTS)
+            kp = aug.hide_joints(kp, aug.eval_missing_mask(kp, num_missing), fill)
         return {
-            "pred": self.lift(state, batch.kp2d),
+            "pred": self.lift(state, kp),
             "target": geometry.root_relative(batch.pose3d_cam),
         }
 

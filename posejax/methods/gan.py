@@ -117,10 +117,7 @@ class GANMethod(gp.GANEvaluation, gp.GANReport):
 
     def _poses(self, params, h, z):
         """``h [B, W]``, ``z [B, S, L]`` -> ``[B, S, 16, 3]`` m: the trunk is shared by S."""
-        b, s = z.shape[:2]
-        hs = jnp.broadcast_to(h[:, None], (b, s, h.shape[-1])).reshape(b * s, -1)
-        out = self._net(params, "pose")(hs, z.reshape(b * s, -1))
-        return out.reshape(b, s, models.NUM_JOINTS, 3)
+        return self._net(params, "pose").hypotheses(h, z)
 
     def _critic(self, params):
         return self._net(params, "critic")
@@ -258,7 +255,8 @@ class GANMethod(gp.GANEvaluation, gp.GANReport):
         check_kp2d(kp2d_px)
         x, _ = nz.center_scale_2d(kp2d_px[..., WSGN, :])
         h, cam = self._features(state.params, x)
-        z = jax.random.normal(key, (x.shape[0], num_samples, self.config.model.latent_dim))
+        # z in h's dtype: a float32 z would promote a bfloat16 generator to float32.
+        z = jax.random.normal(key, (x.shape[0], num_samples, self.config.model.latent_dim), h.dtype)
         poses = self._poses(state.params, h, z)
         return to_h36m17(to_camera_mm(poses, cam[:, None], state.norm["p1_scale"]))
 

@@ -109,6 +109,18 @@ class PoseGenerator(nnx.Module):
         p1 = h + self.fc2(self.fc1(jnp.concatenate([h, z], axis=-1)))  # skip from h
         return from_coord_major(self.out(self.res(p1)), 3)
 
+    def hypotheses(self, h, z):
+        """``h [B, width]``, ``z [B, S, latent]`` -> ``[B, S, 16, 3]``: ``self(h_b, z_bs)``
+        for every pair, with the trunk's share of the first layer (``h @ W_h``) computed
+        once per input rather than once per hypothesis (a fifth of the FLOPs at width 1024).
+        """
+        w = h.shape[-1]
+        kernel, bias = self.fc1.dense.kernel[...], self.fc1.dense.bias[...]
+        shared = (h @ kernel[:w] + bias)[:, None]  # [B, 1, width]
+        y = jax.nn.leaky_relu(shared + z @ kernel[w:], self.fc1.slope)
+        p1 = h[:, None] + self.fc2(y)
+        return from_coord_major(self.out(self.res(p1)), 3)
+
 
 class Camera(nnx.Module):
     """``h [B, width] -> Pi [B, 2, 3]`` weak-perspective camera (row-major 6-vector)."""

@@ -34,10 +34,13 @@ class MaxNormDense(nnx.Module):
 
     def __call__(self, x):
         w = self.kernel[...]
+        y = x @ w.astype(x.dtype)
         if self.max_norm:
+            # x @ (c W) as (x @ W) c: the same value without a scaled copy of W per call
+            # (at batch 1 that copy cost 5x the matmul).
             norm = jnp.sqrt(jnp.sum(w * w))
-            w = w * jnp.minimum(1.0, 1.0 / jnp.maximum(norm, 1e-12))
-        return x @ w.astype(x.dtype) + self.bias[...].astype(x.dtype)
+            y = y * jnp.minimum(1.0, 1.0 / jnp.maximum(norm, 1e-12)).astype(x.dtype)
+        return y + self.bias[...].astype(x.dtype)
 
 
 class DenseBlock(nnx.Module):

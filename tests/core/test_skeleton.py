@@ -47,6 +47,18 @@ def test_subset_round_trip_keeps_bones(name):
     )
 
 
+@pytest.mark.parametrize("name", sorted(skel.SUBSETS))
+def test_scatter_from_subset_jax_equals_numpy(name):
+    import jax.numpy as jnp
+
+    idx = skel.subset(name)
+    vals = np.random.default_rng(1).normal(size=(2, 3, len(idx), 3)).astype(np.float32)
+    want = skel.scatter_from_subset(vals, idx, fill=-7.0)
+    got = skel.scatter_from_subset(jnp.asarray(vals), idx, fill=-7.0)
+    assert got.dtype == jnp.float32
+    np.testing.assert_array_equal(np.asarray(got), want)
+
+
 def test_unknown_subset_lists_valid():
     with pytest.raises(KeyError, match="mdn_in16"):
         skel.subset("nope")

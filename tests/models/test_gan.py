@@ -53,3 +53,14 @@ def test_pose_generator_skip_comes_from_trunk_feature():
     b = g(h, -jnp.ones((2, 8)))
     np.testing.assert_allclose(a, b)  # z only enters through the zeroed layers
     assert not np.allclose(a, g(h * 2, jnp.ones((2, 8))))
+
+
+def test_pose_generator_hypotheses_equal_one_call_per_pair():
+    nets = gan.build(width=24, latent_dim=7, rngs=nnx.Rngs(0))
+    g = nets["pose"]
+    h = jax.random.normal(jax.random.key(0), (3, 24))
+    z = jax.random.normal(jax.random.key(1), (3, 5, 7))
+    out = g.hypotheses(h, z)
+    assert out.shape == (3, 5, 16, 3)
+    ref = g(jnp.repeat(h, 5, axis=0), z.reshape(15, 7)).reshape(3, 5, 16, 3)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,404 @@
+"""Inference API: a trained workdir -> jitted ``lift`` and ``sample`` on 2D keypoints.
+
+``load_predictor(path)`` reads ``config.json``, rebuilds the method's networks from the
+registry, and restores the checkpoint (parameters and normalisation statistics, which the
+train state carries) onto one device: no trainer, no data loading. ``path`` is a workdir,
+its ``checkpoints/`` directory, or one step directory ``checkpoints/<step>``.
+
+Input (``kp2d [B, 17, 2]``, Human3.6M-17 joint order, ``skeleton.H36M17_NAMES``) is one of:
+
+* pixels of a Human3.6M-like camera (``intrinsics=None``): 1000 x 1000 images,
+  f ~ 1146 px, principal point ~ (514, 507); what every method was trained on;
+* pixels of another camera, with ``intrinsics=(fx, fy, cx, cy)`` (or 9 values with
+  Human3.6M-style distortion, or ``[B, 4|9]`` per frame): each point is mapped to
+  normalised camera coordinates ``((u - cx) / fx, (v - cy) / fy)`` (undistorted when
+  distortion is given) and re-projected with the mean Human3.6M intrinsics
+  (``TRAINING_INTRINSICS``, no distortion). Rays are unchanged, so the 3D output is in
+  *your* camera's frame. Without a calibration, ``intrinsics_from_image_size(W, H)``
+  assumes f = 1.15 max(W, H) (Human3.6M's f / width) and the principal point at the centre;
+* normalised camera coordinates (``normalized=True``), mapped the same way.
+
+Output: mm, camera frame (x right, y down, z forward), root-relative (pelvis at 0),
+Human3.6M-17 order; numpy arrays. ``gan`` fills the spine (not predicted) with the
+pelvis-thorax midpoint (``Predictor.predicted_joints`` says which joints are real).
+
+Batches of any size are padded (repeating the last row) to the next of ``BUCKETS``, and
+larger ones are cut into chunks of the largest bucket, so a predictor compiles once per
+bucket (and per ``num_samples``), never per batch size. ``sample`` draws row ``i``'s
+hypotheses from ``fold_in(key, i)``: a frame's hypotheses do not depend on padding or
+chunking.
+
+Missing joints (``hidden [B, 17]`` bool): joints a method does not read are ignored;
+methods with visibility masks (``mdn``: up to 2 limb joints per frame) get the mask;
+for the others a missing input joint is an error naming the frames and joints.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from posejax import methods
+from posejax.core import aggregate as agg
+from posejax.core import skeleton as skel
+from posejax.data import augment as aug
+from posejax.training import checkpoint as ckpt_lib
+
+BUCKETS = (1, 8, 64, 512, 4096)
+TRAINING_INTRINSICS = agg.h36m_mean_intrinsics()  # fx, fy, cx, cy px (no distortion)
+FOCAL_PER_SIZE = 1.15  # Human3.6M: f ~ 1146 px for 1000 px images
+# The joints each method reads from its 2D input (the others may be missing or NaN).
+INPUT_JOINTS = {
+    "baseline": skel.SUBSETS["mdn_in16"],
+    "mdn": skel.SUBSETS["mdn_in16"],
+    "gan": skel.SUBSETS["wsgn16"],
+}
+
+
+def intrinsics_from_image_size(width: float, height: float) -> np.ndarray:
+    """``(fx, fy, cx, cy)`` px for an uncalibrated camera: ``f = 1.15 max(W, H)``, centre."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, found {width} x {height}")
+    f = FOCAL_PER_SIZE * max(width, height)
+    return np.array([f, f, width / 2, height / 2], np.float32)
+
+
+def to_training_pixels(kp2d, intrinsics=None, normalized: bool = False) -> np.ndarray:
+    """Maps 2D keypoints ``[..., J, 2]`` into the training camera (module docstring)."""
+    kp = np.asarray(kp2d, np.float32)
+    if normalized:
+        xy = kp
+    elif intrinsics is None:
+        return kp
+    else:
+        k = np.asarray(intrinsics, np.float32)
+        if k.shape[-1:] not in ((4,), (9,)) or k.ndim > 2:
+            raise ValueError(f"expected intrinsics [4], [9], [B, 4] or [B, 9]; found {k.shape}")
+        if k.ndim == 2 and k.shape[0] != kp.shape[0]:
+            raise ValueError(f"{k.shape[0]} rows of intrinsics for {kp.shape[0]} poses")
+        xy = np.asarray(agg.normalized_coordinates(kp, k))
+    return (xy * TRAINING_INTRINSICS[:2] + TRAINING_INTRINSICS[2:]).astype(np.float32)
+
+
+def bucket_of(n: int, buckets=BUCKETS) -> int:
+    """The smallest bucket holding ``n`` rows (``n`` at most the largest bucket)."""
+    return next(b for b in buckets if b >= n)
+
+
+def resolve_path(path) -> tuple[pathlib.Path, int | None]:
+    """``workdir | workdir/checkpoints | workdir/checkpoints/<step>`` -> (workdir, step)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: expected a posejax training workdir")
+    if path.name.isdigit() and path.parent.name == "checkpoints":
+        return path.parent.parent, int(path.name)
+    if path.name == "checkpoints":
+        return path.parent, None
+    return path, None
+
+
+def load_config(workdir) -> ml_collections.ConfigDict:
+    path = pathlib.Path(workdir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {workdir} a posejax training workdir?")
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(cfg, dict) or "method" not in cfg:
+        raise ValueError(f"{path} has no 'method' entry; expected a posejax config")
+    return ml_collections.ConfigDict(cfg)
+
+
+def load_predictor(
+    workdir_or_checkpoint, *, step: int | None = None, best: bool = False, buckets=BUCKETS
+) -> Predictor:
+    """A ``Predictor`` for a trained workdir (module docstring), latest step by default.
+
+    Raises:
+      FileNotFoundError: no workdir or no ``config.json``.
+      CheckpointError: no checkpoint, an unreadable one, or one written by another method
+        (or other network sizes) than ``config.json`` names.
+    """
+    workdir, path_step = resolve_path(workdir_or_checkpoint)
+    config = load_config(workdir)
+    try:
+        method = methods.get(config.method)(config, mesh=None)
+    except (KeyError, AttributeError, TypeError) as e:
+        raise ValueError(
+            f"{pathlib.Path(workdir) / 'config.json'}: cannot build method {config.method!r} "
+            f"from it ({type(e).__name__}: {e}); expected a config written by posejax.train"
+        ) from e
+    ckpt = ckpt_lib.Checkpointer(workdir, read_only=True, best_metric=config.eval.best_metric)
+    try:
+        if best:
+            step = ckpt.best_step()
+        step = ckpt._resolve(path_step if step is None else step)
+        if step not in ckpt.all_steps():
+            raise ckpt_lib.CheckpointError(
+                f"no step {step} in {ckpt.directory}; steps present: {ckpt.all_steps()}"
+            )
+        dev = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        abstract = jax.eval_shape(method.create_state, jax.random.key(0), method.norm_template())
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=dev), abstract
+        )
+        state = ckpt.restore(abstract, step, expect_method=config.method)
+    finally:
+        ckpt.close()
+    state = state.replace(opt_state={})  # inference needs no optimizer moments
+    return Predictor(method, state, config, step=step, workdir=workdir, buckets=buckets)
+
+
+def _accepts_hidden(fn) -> bool:
+    return "hidden" in inspect.signature(fn).parameters
+
+
+def _frame_name(i, frame_names=None) -> str:
+    return str(frame_names[i]) if frame_names is not None else f"frame {i}"
+
+
+def _listing(mask, rows, frame_names=None, limit: int = 5) -> str:
+    """``'frame 3: ['l_wrist']; ...'`` for the ``rows`` of a ``[B, 17]`` joint mask."""
+    text = "; ".join(
+        f"{_frame_name(i, frame_names)}: {[skel.H36M17_NAMES[j] for j in np.nonzero(mask[i])[0]]}"
+        for i in rows[:limit]
+    )
+    return text + (f"; ... ({len(rows)} frames)" if len(rows) > limit else "")
+
+
+class Predictor:
+    """Jitted ``lift`` / ``sample`` of one trained method (see the module docstring).
+
+    Attributes:
+      method: the method object (``methods.REGISTRY``). state: its restored train state.
+      config: the workdir's config. step: the checkpoint step. name: the method name.
+      multi_hypothesis: whether ``sample`` gives different hypotheses.
+      supports_missing_joints: whether a ``hidden`` mask may name input joints.
+      input_joints: H36M-17 indices the method reads. predicted_joints: ``[17]`` bool,
+        the joints the method predicts (the others are filled, e.g. gan's spine).
+    """
+
+    def __init__(self, method, state, config, *, step=None, workdir=None, buckets=BUCKETS):
+        self.method, self.state, self.config = method, state, config
+        self.step, self.workdir, self.name = step, workdir, config.method
+        self.buckets = tuple(sorted(buckets))
+        self.multi_hypothesis = bool(getattr(method, "multi_hypothesis", False))
+        self.supports_missing_joints = _accepts_hidden(method.lift) and _accepts_hidden(
+            method.sample
+        )
+        default_in = INPUT_JOINTS.get(self.name, np.arange(skel.NUM_JOINTS))
+        self.input_joints = np.asarray(getattr(method, "input_joints", default_in))
+        self.predicted_joints = np.zeros(skel.NUM_JOINTS, bool)
+        self.predicted_joints[getattr(method, "eval_joints", np.arange(skel.NUM_JOINTS))] = True
+        self._lift = jax.jit(self._lift_fn)
+        self._sample = jax.jit(self._sample_fn, static_argnames="num_samples")
+        self._predict = jax.jit(self._predict_fn, static_argnames=("num_samples", "aggregate"))
+
+    def __repr__(self):
+        return f"Predictor({self.name!r}, step={self.step}, workdir={str(self.workdir)!r})"
+
+    # -- jitted bodies (one trace per bucket) ---------------------------------------------
+    def _lift_fn(self, state, kp, hidden):
+        if self.supports_missing_joints:
+            return self.method.lift(state, kp, hidden=hidden)
+        return self.method.lift(state, kp)
+
+    def _sample_fn(self, state, kp, hidden, key, offset, num_samples):
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(kp.shape[0]))
+
+        def one(k, x, h):  # one row: its own key, so padding cannot change its samples
+            if self.supports_missing_joints:
+                return self.method.sample(state, x[None], k, num_samples, hidden=h[None])[0]
+            return self.method.sample(state, x[None], k, num_samples)[0]
+
+        return jax.vmap(one)(keys, kp, hidden)
+
+    def _predict_fn(
+        self, state, kp, hidden, visible, key, offset, temperature, num_samples, aggregate
+    ):
+        hyps = self._sample_fn(state, kp, hidden, key, offset, num_samples)
+        out = agg.aggregate(
+            hyps, kp, TRAINING_INTRINSICS, aggregate, temperature=temperature, visible=visible
+        )
+        return {"hypotheses": hyps, "aggregate": out, "lift": self._lift_fn(state, kp, hidden)}
+
+    # -- host side -------------------------------------------------------------------------
+    def check_input(self, kp2d, hidden=None, frame_names=None):
+        """Validates ``kp2d [B, 17, 2]`` and ``hidden [B, 17]`` (bool, optional) and returns
+        ``(kp2d with finite fillers at unused / hidden joints, hidden input joints)``.
+
+        Raises ``ValueError`` naming frames (``frame_names`` or indices) and joints for:
+        a wrong shape, NaN/inf at a visible input joint, a missing input joint for a method
+        without masks (or more than it supports), a degenerate pose.
+        """
+        kp = np.array(kp2d, np.float32)
+        if kp.ndim != 3 or kp.shape[1:] != (skel.NUM_JOINTS, 2):
+            raise ValueError(f"expected 2D keypoints [B, 17, 2] (H36M-17), found {kp.shape}")
+        b = kp.shape[0]
+        hidden = np.zeros((b, skel.NUM_JOINTS), bool) if hidden is None else np.array(hidden, bool)
+        if hidden.shape != (b, skel.NUM_JOINTS):
+            raise ValueError(f"expected hidden [B, 17] = {(b, 17)} bool, found {hidden.shape}")
+        used = np.zeros(skel.NUM_JOINTS, bool)
+        used[self.input_joints] = True
+        hidden = hidden & used
+        listing = lambda mask, rows: _listing(mask, rows, frame_names)  # noqa: E731
+        bad = ~np.isfinite(kp).all(-1) & used & ~hidden
+        if bad.any():
+            rows = np.nonzero(bad.any(1))[0]
+            raise ValueError(
+                f"2D keypoints are NaN/inf at visible joints: {listing(bad, rows)}; "
+                "mark missing joints with `hidden`"
+            )
+        if hidden.any():
+            self._check_hidden(hidden, listing)
+        vis = used & ~hidden
+        centre = np.where(vis[..., None], kp, 0).sum(1) / np.maximum(vis.sum(1), 1)[:, None]
+        kp = np.where(vis[..., None], kp, centre[:, None])
+        spread = np.where(vis[..., None], np.abs(kp - centre[:, None]), 0).max(axis=(1, 2))
+        flat = np.nonzero(spread < 1e-6)[0]
+        if len(flat):
+            raise ValueError(
+                f"degenerate 2D poses (all joints at one point, e.g. all zero): "
+                f"{[_frame_name(i, frame_names) for i in flat[:10]]}"
+            )
+        return kp, hidden
+
+    def _check_hidden(self, hidden, listing):
+        rows = np.nonzero(hidden.any(1))[0]
+        if not self.supports_missing_joints:
+            raise ValueError(
+                f"method {self.name!r} has no visibility masks and needs all of its input "
+                f"joints; missing: {listing(hidden, rows)}"
+            )
+        check = getattr(self.method, "check_missing_mask", aug.check_missing_mask)
+        failed = []
+        for i in rows:
+            try:
+                check(hidden[i : i + 1])
+            except ValueError:
+                failed.append(i)
+        if failed:
+            raise ValueError(
+                f"method {self.name!r} accepts at most {aug.MAX_MISSING_JOINTS} missing limb "
+                f"joints per frame ({[skel.H36M17_NAMES[j] for j in skel.LIMB_JOINTS]}); "
+                f"missing: {listing(hidden, np.array(failed))}"
+            )
+
+    def _chunks(self, n):
+        top = self.buckets[-1]
+        for start in range(0, n, top):
+            stop = min(n, start + top)
+            yield start, stop, bucket_of(stop - start, self.buckets)
+
+    def _run(self, fn, kp2d, intrinsics, normalized, hidden, **kw):
+        kp, hidden_in = self.check_input(kp2d, hidden)
+        finite = np.isfinite(np.asarray(kp2d, np.float32)).all(-1)
+        # Joints the reprojection may use: predicted, present in the input, not missing.
+        visible = finite & self.predicted_joints & (True if hidden is None else ~np.asarray(hidden))
+        kp = to_training_pixels(kp, intrinsics, normalized)
+        outs = []
+        for start, stop, size in self._chunks(kp.shape[0]):
+            pad = lambda x: np.concatenate([x, np.repeat(x[-1:], size - len(x), 0)])  # noqa: E731
+            out = fn(
+                pad(kp[start:stop]),
+                pad(hidden_in[start:stop]),
+                pad(visible[start:stop]),
+                start,
+                **kw,
+            )
+            outs.append(jax.tree.map(lambda y, n=stop - start: np.asarray(y)[:n], out))
+        if not outs:
+            raise ValueError("empty batch: expected 2D keypoints [B, 17, 2] with B >= 1")
+        return jax.tree.map(lambda *ys: np.concatenate(ys), *outs)
+
+    def lift(self, kp2d, intrinsics=None, *, normalized=False, hidden=None) -> np.ndarray:
+        """The method's deterministic answer (gan: zero code; mdn: top-weight kernel).
+
+        Args:
+          kp2d: ``[B, 17, 2]`` px (or normalised, see the module docstring).
+          intrinsics: optional ``[4|9]`` or ``[B, 4|9]`` of the camera ``kp2d`` is in.
+          normalized: ``kp2d`` holds normalised camera coordinates.
+          hidden: optional ``[B, 17]`` bool missing joints.
+
+        Returns:
+          ``[B, 17, 3]`` float32, mm, camera frame, root-relative.
+        """
+        fn = lambda kp, h, v, start: self._lift(self.state, kp, h)  # noqa: E731
+        return self._run(fn, kp2d, intrinsics, normalized, hidden)
+
+    def sample(
+        self,
+        kp2d,
+        key,
+        num_samples: int,
+        intrinsics=None,
+        *,
+        normalized=False,
+        hidden=None,
+        first_index: int = 0,
+    ) -> np.ndarray:
+        """``num_samples`` hypotheses per pose, ``[B, S, 17, 3]`` float32 mm (see ``lift``).
+
+        ``key``: a ``jax.random.key`` or an int seed; row ``i`` uses
+        ``fold_in(key, first_index + i)`` (pass a running frame index when a long sequence
+        is fed in pieces, so that no two frames share noise).
+        Single-hypothesis methods repeat their one answer.
+        """
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be >= 1, found {num_samples}")
+        key = jax.random.key(key) if isinstance(key, (int, np.integer)) else key
+        fn = lambda kp, h, v, start: self._sample(  # noqa: E731
+            self.state, kp, h, key, jnp.int32(first_index + start), num_samples=int(num_samples)
+        )
+        return self._run(fn, kp2d, intrinsics, normalized, hidden)
+
+    def predict(
+        self,
+        kp2d,
+        key,
+        num_samples: int,
+        intrinsics=None,
+        *,
+        normalized=False,
+        hidden=None,
+        aggregate: str = "reproj_pose",
+        temperature: float = agg.DEFAULT_TEMPERATURE,
+        first_index: int = 0,
+    ) -> dict:
+        """Hypotheses, their aggregate (``core.aggregate``, reprojection in the training
+        camera, over the predicted, non-missing joints) and the deterministic answer.
+
+        Returns:
+          ``{'hypotheses': [B, S, 17, 3], 'aggregate': [B, 17, 3], 'lift': [B, 17, 3]}``
+          float32 mm, camera frame, root-relative.
+        """
+        if aggregate not in agg.METHODS:
+            raise ValueError(f"unknown aggregate {aggregate!r}; expected one of {agg.METHODS}")
+        if temperature <= 0 or int(num_samples) < 1:
+            raise ValueError(
+                f"need temperature > 0 and num_samples >= 1, found {temperature} and {num_samples}"
+            )
+        key = jax.random.key(key) if isinstance(key, (int, np.integer)) else key
+        fn = lambda kp, h, v, start: self._predict(  # noqa: E731
+            self.state,
+            kp,
+            h,
+            v,
+            key,
+            jnp.int32(first_index + start),
+            jnp.float32(temperature),
+            num_samples=int(num_samples),
+            aggregate=aggregate,
+        )
+        return self._run(fn, kp2d, intrinsics, normalized, hidden)
+
+    def compilations(self) -> dict:
+        """Compiled programs so far: ``{'lift': n, 'sample': n, 'predict': n}``."""
+        return {k: getattr(self, f"_{k}")._cache_size() for k in ("lift", "sample", "predict")}

@@ -1,0 +1,351 @@
+"""Method ``mdn``: multiple 3D pose hypotheses from a mixture density network (Li & Lee 2019).
+
+Input / output conventions are the baseline's (``shared/spec/mdn.md`` section 3): 16 2D
+joints without neck/nose, absolute pixels z-scored per dimension; 16 3D joints without the
+pelvis, camera frame, root-relative, mm, z-scored; statistics from the training split,
+kept in the train state (hence in every checkpoint). The network outputs K = 5 Gaussian
+kernels; the loss is the mixture NLL plus a Dirichlet(alpha = 2) prior on the weights.
+
+Hypotheses: the K kernel means, sorted by mixing weight (``hyps[:, 0]`` is the
+highest-weight kernel, reported as ``pred``), or ``sample(..., num_samples=S)`` poses
+drawn from the mixture. Missing joints (``data.missing_joints`` / ``eval.missing_joints``
+= 1 or 2): that many limb joints of the 2D input get normalised value 0 (the training
+mean), as the official ``generage_missing_data``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from posejax.core import geometry, metrics
+from posejax.core import skeleton as skel
+from posejax.data import augment as aug
+from posejax.data import device
+from posejax.data import normalize as nz
+from posejax.losses import mdn as losses
+from posejax.methods import common
+from posejax.methods.baseline import IN_JOINTS, OUT_JOINTS, BaselineMethod, targets_3d
+from posejax.models.mdn import MDN, MixtureParams
+
+SAMPLE_STREAM = 7  # eval: fold_in(frame_key, SAMPLE_STREAM) draws that frame's samples
+SVD_CHUNK = 128  # 3x3 SVDs per LAPACK call in pa_mpjpe_chunked (runs inline, see there)
+
+
+def _check_kp2d(kp2d, hidden=None) -> None:
+    """Static shape check; NaN/inf and mask checks when the values are concrete."""
+    if kp2d.ndim != 3 or kp2d.shape[1:] != (skel.NUM_JOINTS, 2):
+        raise ValueError(f"expected kp2d [B, 17, 2] px, found {tuple(kp2d.shape)}")
+    if hidden is not None and hidden.shape != kp2d.shape[:2]:
+        raise ValueError(f"expected hidden [B, 17] for kp2d {kp2d.shape}, found {hidden.shape}")
+    if isinstance(kp2d, jax.core.Tracer) or isinstance(hidden, jax.core.Tracer):
+        return
+    if hidden is not None:
+        aug.check_missing_mask(hidden)
+    seen = np.asarray(kp2d)[..., IN_JOINTS, :]
+    if hidden is not None:  # hidden joints may hold NaN: they are replaced
+        seen = np.where(np.asarray(hidden)[..., IN_JOINTS, None], 0.0, seen)
+    if not np.all(np.isfinite(seen)):
+        raise ValueError(
+            f"kp2d has {int(np.sum(~np.isfinite(seen)))} NaN/inf values at visible input "
+            "joints; mark missing joints with `hidden` instead"
+        )
+
+
+def pa_mpjpe_chunked(pred, target, allow_reflection: bool = False, chunk: int = SVD_CHUNK):
+    """``metrics.pa_mpjpe`` over ``[..., J, 3]``, in sequential chunks of ``chunk`` poses.
+
+    Why: jaxlib's batched LAPACK SVD splits a large batch over XLA:CPU's intra-op thread
+    pool and blocks its own pool thread until the pieces finish; two such calls at once
+    (independent P2 terms, or several devices on one host) can fill a 2-thread pool and
+    deadlock. Below ~200 kFLOP per call it runs inline, so small chunks are safe.
+    """
+    lead, tail = pred.shape[:-2], pred.shape[-2:]
+    p, t = pred.reshape((-1,) + tail), target.reshape((-1,) + tail)
+    n = p.shape[0]
+    if n <= chunk:
+        return metrics.pa_mpjpe(p, t, allow_reflection=allow_reflection).reshape(lead)
+    pad = (-n) % chunk  # repeat a real pose: padding must stay well-conditioned
+    p, t = (
+        jnp.concatenate([x, jnp.repeat(x[:1], pad, 0)]).reshape((-1, chunk) + tail) for x in (p, t)
+    )
+    err = jax.lax.map(lambda a: metrics.pa_mpjpe(*a, allow_reflection=allow_reflection), (p, t))
+    return err.reshape(-1)[:n].reshape(lead)
+
+
+def draw_samples(mix: MixtureParams, keys: jax.Array, num_samples: int):
+    """``num_samples`` draws from each example's mixture, one key per example.
+
+    Args:
+      mix: means ``[B, K, J, 3]``, scales and logits ``[B, K]`` (normalised units).
+      keys: ``[B]``.
+
+    Returns:
+      ``[B, S, J, 3]`` (normalised units).
+    """
+
+    def one(key, means, scales, logits):
+        k_comp, k_noise = jax.random.split(key)
+        comp = jax.random.categorical(k_comp, logits, shape=(num_samples,))
+        noise = jax.random.normal(k_noise, (num_samples,) + means.shape[1:], means.dtype)
+        return means[comp] + scales[comp][:, None, None] * noise
+
+    return jax.vmap(one)(keys, mix.means, mix.scales, mix.logits)
+
+
+class MDNMethod(BaselineMethod):
+    """Config-bound pure functions of the step contract; state and statistics as the
+    baseline's (``data_stats``, ``norm_template``, ``create_state`` are inherited)."""
+
+    name = "mdn"
+    multi_hypothesis = True
+    supports_missing_joints = True  # data.missing_joints, eval.missing_joints
+
+    def __init__(self, config, mesh=None):
+        self.config = config
+        self.batch_sharding = device.batch_sharding(mesh)
+        aug.check_num_missing(config.data.missing_joints)
+        aug.check_num_missing(config.eval.missing_joints)
+        if config.eval.num_samples < 1:
+            raise ValueError(f"eval.num_samples must be >= 1, found {config.eval.num_samples}")
+        m = config.model
+        self.num_hypotheses = m.num_components
+        self.make_model = lambda rngs: MDN(
+            len(IN_JOINTS), len(OUT_JOINTS), num_components=m.num_components, width=m.width,
+            num_blocks=m.num_blocks, batch_norm=m.batch_norm, max_norm=m.max_norm,
+            dropout_rate=m.dropout_rate, bn_eps=m.bn_eps, bn_momentum=m.bn_momentum,
+            sigma_act=m.sigma_act, output_layout=m.output_layout, rngs=rngs,
+        )  # fmt: skip
+        self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: self.make_model(nnx.Rngs(0))))
+        self.tx = common.optimizer(config)
+
+    # -- forward -------------------------------------------------------------------------
+    def _forward(self, params, stats, norm, kp2d_px, *, train, key=None, hidden=None):
+        """``kp2d_px [B, 17, 2]`` (``hidden [B, 17]`` bool) -> (MixtureParams, stats)."""
+        model = common.merge(self.graphdef, params, stats)
+        x = nz.normalize(kp2d_px[..., IN_JOINTS, :], norm["in"])
+        if hidden is not None:
+            x = jnp.where(hidden[..., IN_JOINTS, None], 0.0, x)
+        mix = model(x, train=train, key=key)
+        return mix, (common.batch_stats_of(model) if train else stats)
+
+    def mixture(self, state: common.TrainState, kp2d_px, hidden=None) -> MixtureParams:
+        """The predicted mixture in normalised units (inference mode)."""
+        _check_kp2d(kp2d_px, hidden)
+        mix, _ = self._forward(
+            state.params["lifter"], state.batch_stats["lifter"], state.norm, kp2d_px,
+            train=False, hidden=hidden,
+        )  # fmt: skip
+        return mix
+
+    def to_mm(self, state, pose_norm):
+        """Normalised ``[..., 16, 3]`` -> ``[..., 17, 3]`` mm, root-relative (pelvis 0)."""
+        return skel.scatter_from_subset(nz.denormalize(pose_norm, state.norm["out"]), OUT_JOINTS)
+
+    def hypotheses(self, state, kp2d_px, hidden=None):
+        """The K kernel means, highest mixing weight first.
+
+        Args:
+          kp2d_px: ``[B, 17, 2]`` px. hidden: optional ``[B, 17]`` bool missing joints.
+
+        Returns:
+          ``(hyps [B, K, 17, 3] mm root-relative, weights [B, K], scales [B, K])``;
+          ``scales`` in normalised units.
+        """
+        return self._by_weight(state, self.mixture(state, kp2d_px, hidden))
+
+    def _by_weight(self, state, mix: MixtureParams):
+        order = jnp.argsort(-mix.logits, axis=-1)
+        take = lambda x: jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), 1)
+        return self.to_mm(state, take(mix.means)), take(mix.weights), take(mix.scales)
+
+    def lift(self, state: common.TrainState, kp2d_px, hidden=None):
+        """The highest-weight kernel mean, ``[B, 17, 3]`` mm root-relative."""
+        return self.hypotheses(state, kp2d_px, hidden)[0][:, 0]
+
+    def sample(self, state, kp2d_px, key, num_samples: int, hidden=None):
+        """``num_samples`` poses drawn from the mixture, ``[B, S, 17, 3]`` mm, one batched
+        call (the trunk runs once per input)."""
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, found {num_samples}")
+        mix = self.mixture(state, kp2d_px, hidden)
+        keys = jax.random.split(key, kp2d_px.shape[0])
+        return self.to_mm(state, draw_samples(mix, keys, num_samples))
+
+    # -- steps ---------------------------------------------------------------------------
+    def train_step(self, state: common.TrainState, data: device.PoseData, key: jax.Array):
+        """One Adam step on a batch drawn from ``data``: mixture NLL + Dirichlet prior."""
+        cfg = self.config
+        k_data, k_aug, k_drop, k_miss = (
+            jax.random.fold_in(key, s)
+            for s in (common.DATA, common.AUGMENT, common.DROPOUT, common.NOISE)
+        )
+        batch = device.sample_batch(data, k_data, cfg.train.batch_size, self.batch_sharding)
+        batch = aug.augment(
+            batch, k_aug, rotate=cfg.data.augment.rotate, flip_prob=cfg.data.augment.flip_prob
+        )
+        hidden = None
+        if cfg.data.missing_joints:
+            keys = jax.random.split(k_miss, cfg.train.batch_size)
+            hidden = aug.missing_joint_mask(keys, cfg.data.missing_joints)
+        target = nz.normalize(targets_3d(batch.pose3d_cam), state.norm["out"])
+
+        def loss_fn(params):
+            mix, stats = self._forward(
+                params, state.batch_stats["lifter"], state.norm, batch.kp2d,
+                train=True, key=k_drop, hidden=hidden,
+            )  # fmt: skip
+            nll = losses.mixture_nll(mix.means, mix.scales, mix.logits, target).mean()
+            prior = losses.dirichlet_prior(mix.logits, cfg.loss.dirichlet_alpha).mean()
+            loss = nll + cfg.loss.dirichlet_weight * prior
+            return loss, (stats, mix, nll, prior)
+
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, (stats, mix, nll, prior)), grads = grad_fn(state.params["lifter"])
+        updates, opt = self.tx.update(grads, state.opt_state["lifter"], state.params["lifter"])
+        new = state.replace(
+            step=state.step + 1,
+            params={"lifter": optax.apply_updates(state.params["lifter"], updates)},
+            batch_stats={"lifter": stats},
+            opt_state={"lifter": opt},
+        )
+        metrics = {
+            "train/loss": loss,
+            "train/loss_nll": nll,
+            "train/loss_prior": prior,
+            "train/grad_norm": optax.tree.norm(grads),
+            "train/sigma_mean": mix.scales.mean(),
+            "train/pi_entropy": losses.weight_entropy(mix.logits).mean(),
+            "train/pi_max": mix.weights.max(axis=-1).mean(),
+        }
+        return new, metrics
+
+    def _eval_outputs(self, state, batch: device.PoseData) -> dict:
+        num_missing = self.config.eval.missing_joints
+        hidden = aug.eval_missing_mask(batch.kp2d, num_missing) if num_missing else None
+        mix = self.mixture(state, batch.kp2d, hidden)
+        hyps, weights, scales = self._by_weight(state, mix)
+        return {"mix": mix, "hyps": hyps, "weights": weights, "scales": scales, "hidden": hidden}
+
+    def eval_step(self, state: common.TrainState, batch: device.PoseData, key=None) -> dict:
+        """Per-example outputs (mm, root-relative, ``[B, 17, 3]`` unless stated):
+
+        ``pred`` the highest-weight kernel mean; ``hyps [B, K, 17, 3]`` the kernel means by
+        weight; ``weights [B, K]``; ``samples [B, S, 17, 3]`` (S = ``eval.num_samples``, a
+        fixed draw per frame); ``pred_wmean`` the weighted mean of the means; ``target``.
+        With ``eval.missing_joints`` > 0 the same frames hide the same joints every time.
+        ``key`` is unused: samples and hidden joints are drawn from keys derived from each
+        frame (``augment.frame_keys``), independent of batching.
+        """
+        del key
+        o = self._eval_outputs(state, batch)
+        base = jax.random.key(self.config.seed)
+        keys = jax.vmap(lambda k: jax.random.fold_in(k, SAMPLE_STREAM))(
+            aug.frame_keys(base, batch.kp2d)
+        )
+        samples = self.to_mm(state, draw_samples(o["mix"], keys, self.config.eval.num_samples))
+        return {
+            "pred": o["hyps"][:, 0],
+            "hyps": o["hyps"],
+            "weights": o["weights"],
+            "samples": samples,
+            "pred_wmean": jnp.einsum("bk,bkjc->bjc", o["weights"], o["hyps"]),
+            "target": geometry.root_relative(batch.pose3d_cam),
+        }
+
+    def frame_errors(self, out: dict, *, allow_reflection: bool = False) -> dict:
+        """Per-frame errors ``{name: [B]}`` mm of one ``eval_step`` batch (jit-able).
+
+        ``p1``/``p2``: the highest-weight kernel mean. ``p{1,2}_best{K}``: best of the K
+        kernel means (pose-wise oracle, min per metric; the official protocol).
+        ``p1_mean{K}``: unweighted mean of the means; ``p1_wmean``: weighted mean.
+        ``p1_sbest1``: one mixture sample; ``p{1,2}_sbest{k}``: best of the first k
+        samples for k = K (equal-K comparison with the means) and k = S. ``pi_entropy``:
+        entropy of the mixing weights (nats, not mm).
+        """
+        pred, target, hyps, smp = out["pred"], out["target"], out["hyps"], out["samples"]
+        k, s = hyps.shape[1], smp.shape[1]
+        poses = jnp.concatenate([pred[:, None], hyps, smp], axis=1)  # [B, 1 + K + S, J, 3]
+        p2 = pa_mpjpe_chunked(
+            poses, jnp.broadcast_to(target[:, None], poses.shape), allow_reflection
+        )
+        p2_hyps, p2_smp = p2[:, 1 : 1 + k], p2[:, 1 + k :]
+        errs = {
+            "p1": metrics.mpjpe(pred, target),
+            "p2": p2[:, 0],
+            f"p1_best{k}": metrics.best_of_k(hyps, target),
+            f"p2_best{k}": p2_hyps.min(axis=1),
+            f"p1_mean{k}": metrics.mean_of_k(hyps, target),
+            "p1_wmean": metrics.mpjpe(out["pred_wmean"], target),
+            "p1_sbest1": metrics.mpjpe(smp[:, 0], target),
+            "pi_entropy": losses.weight_entropy(jnp.log(jnp.maximum(out["weights"], 1e-30))),
+        }
+        for n in sorted({min(k, s), s}):
+            errs[f"p1_sbest{n}"] = metrics.best_of_k(smp[:, :n], target)
+            errs[f"p2_sbest{n}"] = p2_smp[:, :n].min(axis=1)
+        return errs
+
+    # -- evaluation extras (used by training/protocol.py) --------------------------------
+    @property
+    def conventions(self) -> dict:
+        """Legend of the evaluation columns."""
+        k, s = self.num_hypotheses, self.config.eval.num_samples
+        return {
+            "p1, p2": "the highest-weight kernel mean (non-oracle)",
+            f"p1_best{k}, p2_best{k}": f"pose-wise oracle over the {k} kernel means, min per "
+            "metric (official protocol)",
+            f"p1_mean{k}": f"unweighted mean of the {k} means; p1_wmean: pi-weighted mean",
+            "p1_sbest1": "one mixture sample",
+            f"p{{1,2}}_sbest{{{min(k, s)},{s}}}": "pose-wise oracle over that many mixture "
+            "samples (fixed draw per frame)",
+            "pi_entropy": f"entropy of the mixing weights, nats (uniform: log {k} = "
+            f"{np.log(k):.3f}); not mm",
+        }
+
+    def manifest_fields(self) -> dict:
+        ev = self.config.eval
+        return {
+            "K": self.num_hypotheses,
+            "oracle": f"p*: none (top-weight kernel); p*_best{self.num_hypotheses}: pose-wise "
+            f"over the kernel means; p*_sbest<k>: pose-wise over k of {ev.num_samples} "
+            "mixture samples; min per metric",
+        }
+
+    def figure(self, state, dataset: device.DeviceDataset, path, num_frames: int = 4) -> None:
+        """PNG: the K kernel means with their weights and errors for ``num_frames`` test
+        frames of different actions (hidden input joints as red crosses)."""
+        from posejax import viz
+
+        fig = viz.hypotheses_figure(**self._figure_inputs(state, dataset, num_frames))
+        fig.savefig(path, dpi=80)
+
+    def _figure_inputs(self, state, dataset: device.DeviceDataset, num_frames: int) -> dict:
+        host = dataset.host
+        rows = np.nonzero(np.asarray(host.valid))[0]
+        acts = np.asarray(host.action)[rows]
+        present = np.unique(acts)
+        pick = np.linspace(0, len(present) - 1, min(num_frames, len(present)))
+        chosen = present[pick.astype(int)]
+        idx = np.array([rows[acts == a][len(rows[acts == a]) // 2] for a in chosen])
+        batch = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[idx]), host)
+        o = jax.jit(self._eval_outputs)(state, batch)
+        hyps, weights = np.asarray(o["hyps"]), np.asarray(o["weights"])
+        gt = np.asarray(geometry.root_relative(batch.pose3d_cam))
+        err = np.linalg.norm(hyps - gt[:, None], axis=-1).mean(-1)
+        labels = [
+            [f"π={weights[n, j]:.2f}, {err[n, j]:.0f} mm" for j in range(hyps.shape[1])]
+            for n in range(len(idx))
+        ]
+        hidden = None if o["hidden"] is None else np.asarray(o["hidden"])
+        return {
+            "kp2d": np.asarray(batch.kp2d),
+            "hyps": hyps,
+            "gt": gt,
+            "labels": labels,
+            "hidden": hidden,
+            "row_titles": [dataset.actions[a] for a in chosen],
+            "title": f"{self.name}: K={hyps.shape[1]} kernel means by weight (black: truth)",
+        }

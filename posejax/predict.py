@@ -1,0 +1,230 @@
+"""``python -m posejax.predict``: 2D keypoint files in, 3D hypotheses and pictures out.
+
+Example (a SynthPose sequence exported as COCO JSON, ``posejax.keypoints``)::
+
+  python -m posejax.keypoints export-synthpose --out demo --format coco
+  python -m posejax.predict --workdir runs/gan_gt_quick \\
+      --keypoints demo/synthpose_s9_walking_cam0_coco.json --format coco \\
+      --image_size 1000,1002 --out demo/pred
+
+Reads the keypoints (``--format h36m`` (``.npy``/``.npz``), ``coco`` or ``openpose``; see
+``posejax.keypoints`` for the layouts and the joint mappings), maps them to the training
+camera (``--intrinsics fx,fy,cx,cy[,k1,k2,k3,p1,p2]``, else ``--image_size W,H`` with
+f = 1.15 max(W, H) and the centre as principal point, else the intrinsics an npz file
+carries, else a Human3.6M-like camera is assumed), samples ``--num_samples`` hypotheses
+per frame, aggregates them (``--aggregate``, ``posejax.core.aggregate``) and writes
+``OUT/predictions.npz`` plus ``OUT/frame_<i>.png`` per frame (short inputs) or
+``OUT/sequence.png`` (a strip of ``--grid_frames`` frames, longer ones).
+
+Missing keypoints (confidence below ``--conf_threshold`` or at (0, 0)) are passed as a
+mask to methods that support one (``mdn``: up to 2 limb joints per frame); for the other
+methods a missing joint the method reads is an error naming the frames and joints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+import numpy as np
+
+from posejax import keypoints as kpio
+from posejax.core import aggregate as agg
+from posejax.core import skeleton as skel
+
+UNITS = "mm, camera frame (x right, y down, z forward), root-relative (pelvis 0), H36M-17"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m posejax.predict", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--workdir", required=True, help="trained workdir (or checkpoints/<step>)")
+    p.add_argument("--keypoints", required=True, help="2D keypoint file or OpenPose directory")
+    p.add_argument("--format", required=True, choices=[*kpio.FORMATS, "npy", "npz"])
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--intrinsics", help="fx,fy,cx,cy (px) or 9 values with distortion")
+    p.add_argument("--image_size", help="W,H px (f = 1.15 max(W, H), centre principal point)")
+    p.add_argument("--num_samples", type=int, default=100, help="hypotheses per frame")
+    p.add_argument("--aggregate", default="reproj_pose", choices=agg.METHODS)
+    p.add_argument("--temperature", type=float, default=agg.DEFAULT_TEMPERATURE)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--conf_threshold", type=float, default=kpio.DEFAULT_CONF_THRESHOLD)
+    p.add_argument("--batch_size", type=int, default=512, help="frames per device call")
+    p.add_argument("--png", default="auto", choices=["auto", "frames", "grid", "none"])
+    p.add_argument("--grid_frames", type=int, default=8)
+    p.add_argument("--step", type=int, default=None)
+    p.add_argument("--best", action="store_true")
+    return p.parse_args(argv)
+
+
+def _floats(text, n, flag):
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in n:
+        raise ValueError(
+            f"--{flag} expects {' or '.join(map(str, n))} comma-separated numbers, found {text!r}"
+        )
+    return np.asarray(values, np.float32)
+
+
+def camera_of(args, kp: kpio.Keypoints):
+    """``(intrinsics [4|9] or None, a sentence saying where they came from)``."""
+    from posejax import inference
+
+    if args.intrinsics:
+        return _floats(args.intrinsics, (4, 9), "intrinsics"), "--intrinsics"
+    if args.image_size:
+        w, h = _floats(args.image_size, (2,), "image_size")
+        return inference.intrinsics_from_image_size(w, h), f"--image_size {w:g}x{h:g}"
+    if kp.intrinsics is not None:
+        return np.asarray(kp.intrinsics, np.float32), f"intrinsics stored in {kp.path}"
+    if kp.image_size is not None:
+        return inference.intrinsics_from_image_size(*kp.image_size), "image_size in the file"
+    return None, "none given: a Human3.6M-like camera (1000 x 1000 px, f ~ 1146 px) assumed"
+
+
+def run(args) -> dict:
+    """Everything but argument parsing; returns the arrays written to the npz."""
+    from tqdm import tqdm
+
+    from posejax import inference
+
+    kp = kpio.read(args.keypoints, args.format, args.conf_threshold)
+    intrinsics, source = camera_of(args, kp)
+    print(f"{kp.num_frames} frames from {kp.path} ({kp.format}); camera: {source}", file=sys.stderr)
+    predictor = inference.load_predictor(args.workdir, step=args.step, best=args.best)
+    num = args.num_samples if predictor.multi_hypothesis else 1
+    kp2d, _ = predictor.check_input(kp.kp2d, kp.missing, frame_names=kp.frames)
+    outs = []
+    bar = tqdm(
+        total=kp.num_frames, unit="frame", disable=kp.num_frames <= args.batch_size, file=sys.stderr
+    )
+    for start in range(0, kp.num_frames, args.batch_size):
+        sl = slice(start, start + args.batch_size)
+        k = intrinsics if intrinsics is None or intrinsics.ndim == 1 else intrinsics[sl]
+        out = predictor.predict(
+            kp2d[sl],
+            args.seed,
+            num,
+            k,
+            hidden=kp.missing[sl],
+            aggregate=args.aggregate,
+            temperature=args.temperature,
+            first_index=start,
+        )
+        outs.append(out)
+        bar.update(len(kp2d[sl]))
+    bar.close()
+    res = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+    # Reprojection of the aggregate into the input image (for the pictures).
+    cam = inference.TRAINING_INTRINSICS if intrinsics is None else intrinsics
+    vis = predictor.predicted_joints & ~kp.missing
+    res["aggregate_reprojected_px"] = np.asarray(
+        agg.project_fitted(res["aggregate"], kp2d, cam, vis)
+    )
+    meta = {
+        "workdir": str(args.workdir),
+        "method": predictor.name,
+        "step": predictor.step,
+        "num_samples": num,
+        "aggregate": args.aggregate,
+        "temperature": args.temperature,
+        "seed": args.seed,
+        "keypoints": kp.path,
+        "format": kp.format,
+        "camera": source,
+        "intrinsics": None if intrinsics is None else intrinsics.tolist(),
+        "units": UNITS,
+        "sample_keys": "frame i uses fold_in(key(seed), i)",
+        "predicted_joints": np.nonzero(predictor.predicted_joints)[0].tolist(),
+    }
+    res.update(
+        kp2d=kp.kp2d,
+        missing=kp.missing,
+        confidence=kp.confidence,
+        frames=np.asarray(kp.frames),
+        joint_names=np.asarray(skel.H36M17_NAMES),
+        meta=np.asarray(json.dumps(meta)),
+    )
+    if kp.pose3d is not None:
+        res["pose3d_gt"] = np.asarray(kp.pose3d, np.float32)
+        _print_errors(res, predictor.predicted_joints)
+    return res
+
+
+def _print_errors(res, joints):
+    gt = res["pose3d_gt"]
+    err = lambda p, g: np.linalg.norm(p - g, axis=-1)[..., joints].mean(-1)  # noqa: E731
+    agg_err, lift_err = err(res["aggregate"], gt).mean(), err(res["lift"], gt).mean()
+    best = err(res["hypotheses"], gt[:, None]).min(1).mean()
+    print(
+        f"against the file's pose3d (MPJPE, {int(joints.sum())} joints): aggregate "
+        f"{agg_err:.1f} mm, deterministic {lift_err:.1f} mm, best of "
+        f"{res['hypotheses'].shape[1]} {best:.1f} mm"
+    )
+
+
+def write_pictures(res, out: pathlib.Path, mode: str, grid_frames: int) -> list:
+    from posejax import viz
+
+    t = len(res["kp2d"])
+    if mode == "none":
+        return []
+    if mode == "auto":
+        mode = "frames" if t <= grid_frames else "grid"
+    gt = res.get("pose3d_gt")
+    meta = json.loads(str(res["meta"]))
+    name = f"{meta['method']} step {meta['step']}, aggregate {meta['aggregate']}"
+    paths = []
+    if mode == "frames":
+        for i in range(t):
+            fig = viz.prediction_figure(
+                res["kp2d"][i],
+                res["hypotheses"][i],
+                res["aggregate"][i],
+                None if gt is None else gt[i],
+                hidden=res["missing"][i],
+                reprojection=res["aggregate_reprojected_px"][i],
+                title=f"{name}: frame {res['frames'][i]}",
+            )
+            paths.append(out / f"frame_{i:05d}.png")
+            fig.savefig(paths[-1], dpi=80)
+        return paths
+    idx = np.unique(np.linspace(0, t - 1, min(t, grid_frames)).astype(int))
+    fig = viz.sequence_strip(
+        res["kp2d"][idx],
+        res["hypotheses"][idx],
+        res["aggregate"][idx],
+        None if gt is None else gt[idx],
+        hidden=res["missing"][idx],
+        frame_labels=[f"frame {res['frames'][i]}" for i in idx],
+        title=f"{name}: hypotheses (blue), aggregate (red)"
+        + (", truth (black)" if gt is not None else ""),
+    )
+    paths.append(out / "sequence.png")
+    fig.savefig(paths[-1], dpi=80)
+    return paths
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = pathlib.Path(args.out)
+    res = run(args)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "predictions.npz", **res)
+    paths = write_pictures(res, out, args.png, args.grid_frames)
+    print(
+        f"wrote {out / 'predictions.npz'} (hypotheses {res['hypotheses'].shape}, "
+        f"aggregate {res['aggregate'].shape}; {UNITS})"
+        + (f" and {len(paths)} PNG(s)" if paths else "")
+    )
+    return res
+
+
+if __name__ == "__main__":
+    main()
