@@ -22,7 +22,6 @@ import argparse
 import functools
 import json
 import pathlib
-import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -161,17 +160,9 @@ def evaluate(
 
 
 def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=pathlib.Path(__file__).parent,
-            check=True,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    from posejax.training.trainer import git_commit
+
+    return git_commit()
 
 
 def format_table(tables, predictor, num_samples) -> str:
