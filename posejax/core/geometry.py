@@ -6,6 +6,7 @@ Pure ``jax.numpy``; every function broadcasts over leading axes. Poses are
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -78,6 +79,36 @@ def root_relative(pose, root: int = skel.ROOT):
     return pose - pose[..., root : root + 1, :]
 
 
+SVD_CHUNK = 128  # small matrices per LAPACK call in svd_chunked (runs inline, see there)
+
+
+def svd_chunked(m, chunk: int = SVD_CHUNK):
+    """``jnp.linalg.svd`` of ``[..., N, N]`` small matrices, in sequential chunks.
+
+    Why: on XLA:CPU, jaxlib's batched LAPACK SVD splits a large batch over the intra-op
+    thread pool and blocks its own pool thread until the pieces finish; two such calls at
+    once (independent P2 terms in one jit, or several devices on one host) can fill a
+    2-thread pool and deadlock. Below ~200 kFLOP per call it runs inline, so chunks of
+    ``chunk`` matrices under ``lax.map`` are safe. Padding repeats a real matrix so every
+    padded SVD stays well-conditioned (and differentiable).
+    """
+    lead, tail = m.shape[:-2], m.shape[-2:]
+    flat = m.reshape((-1,) + tail)
+    n = flat.shape[0]
+    if n <= chunk:
+        u, s, vt = jnp.linalg.svd(flat)
+    else:
+        pad = (-n) % chunk
+        padded = jnp.concatenate([flat, jnp.repeat(flat[:1], pad, 0)])
+        u, s, vt = jax.lax.map(jnp.linalg.svd, padded.reshape((-1, chunk) + tail))
+        u, s, vt = (x.reshape((-1,) + x.shape[2:])[:n] for x in (u, s, vt))
+    return (
+        u.reshape(lead + u.shape[1:]),
+        s.reshape(lead + s.shape[1:]),
+        vt.reshape(lead + vt.shape[1:]),
+    )
+
+
 def similarity_transform(pred, target, allow_reflection: bool = False):
     """Least-squares similarity (s, R, t) with ``s R pred + t ~ target``.
 
@@ -95,7 +126,7 @@ def similarity_transform(pred, target, allow_reflection: bool = False):
     mu_y = pred.mean(axis=-2, keepdims=True)
     x0, y0 = target - mu_x, pred - mu_y
     m = jnp.einsum("...ji,...jk->...ik", x0, y0)  # X0^T Y0, [..., 3, 3]
-    u, sigma, vt = jnp.linalg.svd(m)
+    u, sigma, vt = svd_chunked(m)
     if allow_reflection:
         d = jnp.ones_like(sigma)
     else:

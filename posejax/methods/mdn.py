@@ -32,7 +32,6 @@ from posejax.methods.baseline import IN_JOINTS, OUT_JOINTS, BaselineMethod, targ
 from posejax.models.mdn import MDN, MixtureParams
 
 SAMPLE_STREAM = 7  # eval: fold_in(frame_key, SAMPLE_STREAM) draws that frame's samples
-SVD_CHUNK = 128  # 3x3 SVDs per LAPACK call in pa_mpjpe_chunked (runs inline, see there)
 
 
 def _check_kp2d(kp2d, hidden=None) -> None:
@@ -53,27 +52,6 @@ def _check_kp2d(kp2d, hidden=None) -> None:
             f"kp2d has {int(np.sum(~np.isfinite(seen)))} NaN/inf values at visible input "
             "joints; mark missing joints with `hidden` instead"
         )
-
-
-def pa_mpjpe_chunked(pred, target, allow_reflection: bool = False, chunk: int = SVD_CHUNK):
-    """``metrics.pa_mpjpe`` over ``[..., J, 3]``, in sequential chunks of ``chunk`` poses.
-
-    Why: jaxlib's batched LAPACK SVD splits a large batch over XLA:CPU's intra-op thread
-    pool and blocks its own pool thread until the pieces finish; two such calls at once
-    (independent P2 terms, or several devices on one host) can fill a 2-thread pool and
-    deadlock. Below ~200 kFLOP per call it runs inline, so small chunks are safe.
-    """
-    lead, tail = pred.shape[:-2], pred.shape[-2:]
-    p, t = pred.reshape((-1,) + tail), target.reshape((-1,) + tail)
-    n = p.shape[0]
-    if n <= chunk:
-        return metrics.pa_mpjpe(p, t, allow_reflection=allow_reflection).reshape(lead)
-    pad = (-n) % chunk  # repeat a real pose: padding must stay well-conditioned
-    p, t = (
-        jnp.concatenate([x, jnp.repeat(x[:1], pad, 0)]).reshape((-1, chunk) + tail) for x in (p, t)
-    )
-    err = jax.lax.map(lambda a: metrics.pa_mpjpe(*a, allow_reflection=allow_reflection), (p, t))
-    return err.reshape(-1)[:n].reshape(lead)
 
 
 def draw_samples(mix: MixtureParams, keys: jax.Array, num_samples: int):
@@ -269,8 +247,9 @@ class MDNMethod(BaselineMethod):
         pred, target, hyps, smp = out["pred"], out["target"], out["hyps"], out["samples"]
         k, s = hyps.shape[1], smp.shape[1]
         poses = jnp.concatenate([pred[:, None], hyps, smp], axis=1)  # [B, 1 + K + S, J, 3]
-        p2 = pa_mpjpe_chunked(
-            poses, jnp.broadcast_to(target[:, None], poses.shape), allow_reflection
+        # one P2 call over every pose (the SVDs run in inline chunks: geometry.svd_chunked)
+        p2 = metrics.pa_mpjpe(
+            poses, jnp.broadcast_to(target[:, None], poses.shape), allow_reflection=allow_reflection
         )
         p2_hyps, p2_smp = p2[:, 1 : 1 + k], p2[:, 1 + k :]
         errs = {
