@@ -95,7 +95,8 @@ class MDNMethod(BaselineMethod):
             len(IN_JOINTS), len(OUT_JOINTS), num_components=m.num_components, width=m.width,
             num_blocks=m.num_blocks, batch_norm=m.batch_norm, max_norm=m.max_norm,
             dropout_rate=m.dropout_rate, bn_eps=m.bn_eps, bn_momentum=m.bn_momentum,
-            sigma_act=m.sigma_act, output_layout=m.output_layout, rngs=rngs,
+            sigma_act=m.sigma_act, output_layout=m.output_layout,
+            max_norm_exclude=tuple(m.max_norm_exclude), rngs=rngs,
         )  # fmt: skip
         self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: self.make_model(nnx.Rngs(0))))
         self.tx = common.optimizer(config)

@@ -59,6 +59,9 @@ class MixtureParams(NamedTuple):
         return jax.nn.softmax(self.logits, axis=-1)
 
 
+HEADS = ("mu_head", "sigma_head", "pi_head")
+
+
 class MDN(nnx.Module):
     """``[B, in_joints, 2] -> MixtureParams`` over ``[B, K, out_joints, 3]`` (normalised)."""
 
@@ -77,6 +80,7 @@ class MDN(nnx.Module):
         bn_momentum: float = 0.99,
         sigma_act: str = "elu_plus_one",
         output_layout: str = "interleaved_dk",
+        max_norm_exclude: tuple[str, ...] = ("pi_head",),
         rngs: nnx.Rngs,
     ):
         if sigma_act not in SIGMA_ACTIVATIONS:
@@ -86,6 +90,11 @@ class MDN(nnx.Module):
         if output_layout not in OUTPUT_LAYOUTS:
             raise ValueError(
                 f"unknown output_layout {output_layout!r}; expected one of {OUTPUT_LAYOUTS}"
+            )
+        unknown = set(max_norm_exclude) - set(HEADS)
+        if unknown:
+            raise ValueError(
+                f"unknown max_norm_exclude entries {sorted(unknown)}; expected heads of {HEADS}"
             )
         if num_components < 1:
             raise ValueError(f"num_components must be >= 1, found {num_components}")
@@ -97,10 +106,12 @@ class MDN(nnx.Module):
             bn_momentum=bn_momentum, rngs=rngs,
         )  # fmt: skip
         k, d = num_components, out_joints * 3
-        self.mu_head = MaxNormDense(width, d * k, max_norm=max_norm, rngs=rngs)
-        self.sigma_head = MaxNormDense(width, k, max_norm=max_norm, rngs=rngs)
-        # The official code leaves the mixing head unconstrained (mdn.md section 4).
-        self.pi_head = MaxNormDense(width, k, max_norm=False, rngs=rngs)
+        # The official code clips the means and sigma heads but leaves the mixing head
+        # unconstrained (mdn.md section 4): max_norm_exclude = ('pi_head',).
+        clip = {h: max_norm and h not in max_norm_exclude for h in HEADS}
+        self.mu_head = MaxNormDense(width, d * k, max_norm=clip["mu_head"], rngs=rngs)
+        self.sigma_head = MaxNormDense(width, k, max_norm=clip["sigma_head"], rngs=rngs)
+        self.pi_head = MaxNormDense(width, k, max_norm=clip["pi_head"], rngs=rngs)
 
     def __call__(self, kp2d, *, train: bool = False, key=None) -> MixtureParams:
         """Mixture over 3D poses.

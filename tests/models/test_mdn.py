@@ -68,3 +68,12 @@ def test_unknown_options_are_rejected():
         mdn.MDN(16, 16, width=8, output_layout="kd", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="num_components must be >= 1"):
         mdn.MDN(16, 16, width=8, num_components=0, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"unknown max_norm_exclude entries \['w4'\]"):
+        mdn.MDN(16, 16, width=8, max_norm_exclude=("w4",), rngs=nnx.Rngs(0))
+
+
+def test_max_norm_exclude_picks_the_unclipped_heads():
+    model = mdn.MDN(16, 16, width=16, max_norm_exclude=("mu_head",), rngs=nnx.Rngs(0))
+    assert not model.mu_head.max_norm and model.sigma_head.max_norm and model.pi_head.max_norm
+    off = mdn.MDN(16, 16, width=16, max_norm=False, max_norm_exclude=(), rngs=nnx.Rngs(0))
+    assert not (off.mu_head.max_norm or off.sigma_head.max_norm or off.pi_head.max_norm)
