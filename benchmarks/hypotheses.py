@@ -8,7 +8,9 @@ For each method (its config's default, full-width network unless ``--width``), e
 dtype, batch B and hypotheses S: 2D keypoints ``[B, 17, 2]`` px on the device in,
 ``[B, S, 17, 3]`` mm out. Variants, timed in alternating blocks after warm-up (median):
 
-* ``posejax``: ``jax.jit(method.sample)`` on a ``create_state`` state (random weights);
+* ``posejax``: ``jax.jit(method.sample)`` on a ``create_state`` state (random weights),
+  prepared as ``posejax.inference`` prepares a checkpoint (``method.for_inference``:
+  max-norm folded into the weights; the peers get the same folded weights);
 * ``torch_eager`` / ``torch_compile``: the peer's batched sample (``benchmarks/peers``),
   eager and ``torch.compile(dynamic=False)``, in ``torch.inference_mode``;
 * ``torch_loop``: the official code's way, one forward pass per hypothesis;
@@ -83,12 +85,20 @@ def grid(method, args):
     return cells
 
 
+def for_inference(m, state):
+    """What ``posejax.inference`` runs: max-norm folded into the weights where the method
+    has one (``BaselineMethod.for_inference``). The peers get the folded weights and
+    config too, so both sides compute the same function the same way."""
+    return m.for_inference(state) if hasattr(m, "for_inference") else (m, state)
+
+
 class Posejax:
     """The jitted sample of one method on a (possibly sharded) state."""
 
     def __init__(self, method, config, dtype, mesh):
-        self.m = common.make_method(method, config, mesh)
-        state = common.create_state(self.m, method)
+        m = common.make_method(method, config, mesh)
+        self.m, self.state_f32 = for_inference(m, common.create_state(m, method))
+        state = self.state_f32
         self.dtype = common.DTYPES[dtype]
         self.state = common.cast_floats(state, self.dtype)
         self.mesh = mesh
@@ -179,8 +189,8 @@ def equality(method, config, args):
     from benchmarks.peers import api
 
     m = common.make_method(method, config)
-    state = common.create_state(m, method)
-    peer = api.build(method, config, state)
+    m, state = for_inference(m, common.create_state(m, method))
+    peer = api.build(method, m.config, state)
     diff, scale = api.check_equal(m, state, peer, common.random_kp2d(4, seed=1), 5)
     return {"max_abs_diff_mm": diff, "max_abs_mm": scale, "rel_diff": diff / scale}
 
@@ -237,8 +247,7 @@ def run_method(method, args, base, out):
         pj = Posejax(method, config, dtype, mesh)
         peer = None
         if use_peers:
-            state32 = common.create_state(pj.m, method)
-            peer = Peer(method, config, state32, dtype, args.peers.split(","))
+            peer = Peer(method, pj.m.config, pj.state_f32, dtype, args.peers.split(","))
         for b, s in grid(method, args):
             rec = {**base, "dtype": dtype, "B": b, "S": s}
             reason = skip_reason(b, s, dtype, args)

@@ -153,6 +153,8 @@ def load_predictor(
     finally:
         ckpt.close()
     state = state.replace(opt_state={})  # inference needs no optimizer moments
+    if hasattr(method, "for_inference"):  # e.g. max-norm folded into the weights once
+        method, state = method.for_inference(state)
     return Predictor(method, state, config, step=step, workdir=workdir, buckets=buckets)
 
 

@@ -9,6 +9,7 @@ import torch
 
 from benchmarks.peers import geometry as g
 from benchmarks.peers import martinez, wsgn
+from posejax.core import rng
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -64,7 +65,7 @@ def jax_draws(pj_method, state, kp2d, key, num_samples: int) -> dict:
     """The random draws posejax's ``sample`` makes for ``key``, for the peer to reuse."""
     if pj_method.name == "gan":
         shape = (kp2d.shape[0], num_samples, pj_method.config.model.latent_dim)
-        return {"z": jax.random.normal(key, shape)}
+        return {"z": rng.normal(key, shape)}
     if pj_method.name == "mdn":
         mix = pj_method.mixture(state, kp2d)
 

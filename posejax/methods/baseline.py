@@ -21,6 +21,7 @@ from posejax.data import device
 from posejax.data import normalize as nz
 from posejax.losses import baseline as losses
 from posejax.methods import common
+from posejax.models import mlp
 from posejax.models.baseline import Baseline
 
 IN_JOINTS = skel.SUBSETS["mdn_in16"]
@@ -41,6 +42,7 @@ class BaselineMethod:
 
     def __init__(self, config, mesh=None):
         self.config = config
+        self.mesh = mesh
         self.batch_sharding = device.batch_sharding(mesh)
         m = config.model
         self.make_model = lambda rngs: Baseline(
@@ -50,6 +52,20 @@ class BaselineMethod:
         )  # fmt: skip
         self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: self.make_model(nnx.Rngs(0))))
         self.tx = common.optimizer(config)
+
+    def for_inference(self, state: common.TrainState):
+        """``(method, state)`` that compute the same outputs faster: every max-norm kernel
+        folded into its weights once (``mlp.fold_max_norm``), and a method of the same
+        config with ``model.max_norm`` off. For inference only (``posejax.inference``
+        and the benchmarks use it); never train the returned pair."""
+        if not self.config.model.max_norm:
+            return self, state
+        model = common.merge(self.graphdef, state.params["lifter"], state.batch_stats["lifter"])
+        _, params, _ = common.split_module(mlp.fold_max_norm(model))
+        config = self.config.copy_and_resolve_references()
+        with config.unlocked():
+            config.model.max_norm = False
+        return type(self)(config, mesh=self.mesh), state.replace(params={"lifter": params})
 
     # -- state ---------------------------------------------------------------------------
     def data_stats(self, train: device.PoseData) -> dict:

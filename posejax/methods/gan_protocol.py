@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from posejax.core import camera as cam_lib
-from posejax.core import geometry, metrics
+from posejax.core import geometry, metrics, rng
 from posejax.core import skeleton as skel
 from posejax.data import normalize as nz
 from posejax.losses import gan as losses
@@ -80,7 +80,7 @@ class GANEvaluation:
         x, scale2d = nz.center_scale_2d(batch.kp2d[:, WSGN])
         h, cam = self._features(state.params, x)
         k = ev.num_samples
-        z = jax.random.normal(key, (x.shape[0], k, self.config.model.latent_dim))
+        z = rng.normal(key, (x.shape[0], k, self.config.model.latent_dim))
         z = jnp.concatenate([jnp.zeros_like(z[:, :1]), z], axis=1)  # slot 0: zero code
         poses = self._poses(state.params, h, z)  # [B, 1+K, 16, 3] m, template frame
         cams = cam[:, None]

@@ -84,6 +84,7 @@ class MDNMethod(BaselineMethod):
 
     def __init__(self, config, mesh=None):
         self.config = config
+        self.mesh = mesh
         self.batch_sharding = device.batch_sharding(mesh)
         aug.check_num_missing(config.data.missing_joints)
         aug.check_num_missing(config.eval.missing_joints)

@@ -49,6 +49,22 @@ def test_hypotheses_and_samples_shapes(setup):
     np.testing.assert_array_equal(s, sample(state, batch.kp2d, jax.random.key(1), 11))
 
 
+def test_for_inference_folds_max_norm_and_keeps_the_outputs(setup):
+    config, method, state, batch = setup
+    fast, folded = method.for_inference(state)
+    assert config.model.max_norm and not fast.config.model.max_norm
+    for i, (a, b) in enumerate(
+        zip(method.hypotheses(state, batch.kp2d), fast.hypotheses(folded, batch.kp2d), strict=True)
+    ):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-3, err_msg=f"output {i}")
+    # the pi head stays unclipped (max_norm_exclude): its kernel is not rescaled
+    np.testing.assert_array_equal(
+        folded.params["lifter"]["pi_head"]["kernel"], state.params["lifter"]["pi_head"]["kernel"]
+    )
+    f = lambda m, s: jax.jit(m.mixture).lower(s, batch.kp2d).compile().cost_analysis()["flops"]  # noqa: E731
+    assert f(fast, folded) < 0.85 * f(method, state)  # no norm of each kernel per call
+
+
 def test_samples_concentrate_on_the_means_as_sigma_vanishes(setup):
     _, method, state, batch = setup
     lifter = dict(state.params["lifter"])

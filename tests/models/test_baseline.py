@@ -41,6 +41,21 @@ def test_max_norm_is_applied_in_forward_pass_only():
     np.testing.assert_allclose(np.asarray(free(x)) - np.asarray(free.bias[...]), w, rtol=1e-5)
 
 
+def test_fold_max_norm_keeps_the_function_and_drops_the_norm():
+    model = baseline.Baseline(16, 16, width=32, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (5, 16, 2))
+    want = np.asarray(model(x, train=False))
+    kernels = [m.kernel[...] for _, m in nnx.iter_modules(model) if isinstance(m, mlp.MaxNormDense)]
+    mlp.fold_max_norm(model)
+    dense = [m for _, m in nnx.iter_modules(model) if isinstance(m, mlp.MaxNormDense)]
+    assert dense and not any(m.max_norm for m in dense)
+    for m, w in zip(dense, kernels, strict=True):  # each kernel now has norm min(1, ||W||)
+        np.testing.assert_allclose(
+            np.linalg.norm(np.asarray(m.kernel[...])), min(1.0, np.linalg.norm(w)), rtol=1e-5
+        )
+    np.testing.assert_allclose(np.asarray(model(x, train=False)), want, rtol=1e-4, atol=1e-5)
+
+
 def test_dropout_and_batchnorm_modes():
     model = baseline.Baseline(16, 16, width=32, rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(1), (8, 16, 2))
