@@ -154,18 +154,41 @@ def matmul_fn(dtype, n: int = 2048):
 PEAK_SIZES = (1024, 2048)
 
 
-def matmul_probes(dtype) -> tuple[dict[str, Callable], dict[str, float]]:
-    """``({name: call}, {name: flops})`` of the peak probes (square matmuls of
-    ``PEAK_SIZES``); the peak is the fastest of them."""
+def torch_matmul_fn(dtype, n: int = 2048):
+    """A callable running one PyTorch ``n x n`` matmul on its default device, and 2 n^3."""
+    import torch
+
+    tdt = {jnp.float32: torch.float32, jnp.bfloat16: torch.bfloat16}[dtype]
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    a = torch.randn(n, n, device=dev).to(tdt)
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+
+    def call():
+        with torch.inference_mode():
+            a @ a
+        sync()
+
+    call()
+    return call, 2.0 * n**3
+
+
+def matmul_probes(dtype, torch_too: bool = False) -> tuple[dict[str, Callable], dict[str, float]]:
+    """``({name: call}, {name: flops})`` of the peak probes: square matmuls of
+    ``PEAK_SIZES`` through XLA (``matmul<n>``) and, with ``torch_too``, through PyTorch
+    (``torch_matmul<n>``: on a CPU its MKL/oneDNN GEMM can beat XLA's). The device's peak
+    is the fastest of them all."""
     calls, flops = {}, {}
     for n in PEAK_SIZES:
         calls[f"matmul{n}"], flops[f"matmul{n}"] = matmul_fn(dtype, n)
+        if torch_too:
+            calls[f"torch_matmul{n}"], flops[f"torch_matmul{n}"] = torch_matmul_fn(dtype, n)
     return calls, flops
 
 
-def peak_of(timing: dict, flops: dict) -> float:
-    """Dense matmul FLOP/s: the best probe of an ``interleaved`` timing."""
-    return max(f / timing[name]["median_s"] for name, f in flops.items())
+def peak_of(timing: dict, flops: dict, prefix: str = "") -> float:
+    """Dense matmul FLOP/s: the best probe of an ``interleaved`` timing (only the probes
+    whose name starts with ``prefix``, when given)."""
+    return max(f / timing[name]["median_s"] for name, f in flops.items() if name.startswith(prefix))
 
 
 def matmul_peak(dtype, reps: int = 7) -> float:

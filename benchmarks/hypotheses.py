@@ -16,9 +16,12 @@ dtype, batch B and hypotheses S: 2D keypoints ``[B, 17, 2]`` px on the device in
 * ``torch_loop``: the official code's way, one forward pass per hypothesis;
 * each of these also as ``..._1thread`` on a one-thread PyTorch (on a shared, busy CPU
   host OpenMP barriers stall on descheduled threads; one thread has none);
-* ``matmul1024`` / ``matmul2048``: square matmuls of the same dtype, the peak probes
-  interleaved with the cell so that they see the same load from other processes (the
-  peak is the faster of the two).
+* ``matmul1024`` / ``matmul2048`` (XLA) and ``torch_matmul1024`` / ``torch_matmul2048``
+  (PyTorch, with peers): square matmuls of the same dtype, the peak probes interleaved
+  with the cell so that they see the same load from other processes. The peak is the
+  fastest of them: the device's dense matmul rate, whichever library reaches it (on this
+  repository's CPU host PyTorch's GEMM ran ~25% above XLA's; both are recorded in
+  ``matmul_peak_by_lib``).
 
 Single-hypothesis methods (baseline) run S = 1 only. FLOPs per hypothesis come from XLA's
 cost analysis of the compiled sample; FLOP utilisation = FLOPs/hypothesis x hypotheses/s /
@@ -200,7 +203,7 @@ def run_cell(pj, peer, b, s, args):
     pj_call, flops, pj_compile = pj.cell(b, s)
     calls, compile_s = peer.cell(b, s) if peer else ({}, {})
     compile_s["posejax"] = pj_compile
-    mm_calls, mm_flops = common.matmul_probes(pj.dtype)
+    mm_calls, mm_flops = common.matmul_probes(pj.dtype, torch_too=peer is not None)
     load_before = os.getloadavg()[0]
     timing = common.interleaved(
         {"posejax": pj_call, **calls, **mm_calls},
@@ -220,6 +223,11 @@ def run_cell(pj, peer, b, s, args):
         "compile_s": compile_s,
         "flops_per_hyp": per_hyp,
         "matmul_peak_flops": peak,
+        "matmul_peak_by_lib": {
+            lib: common.peak_of(timing, mm_flops, prefix)
+            for lib, prefix in (("xla", "matmul"), ("torch", "torch_matmul"))
+            if any(n.startswith(prefix) for n in mm_flops)
+        },
         "flop_util": per_hyp * rate["posejax"] / peak,
         "loadavg_1min": [load_before, os.getloadavg()[0]],  # other processes on the host
     }

@@ -155,7 +155,7 @@ def run_method(method, args, base, out):
     compile_s["posejax"] = pj_compile
     pj = run(k)
     pj()  # warm-up
-    mm_calls, mm_flops = common.matmul_probes(jax.numpy.float32)
+    mm_calls, mm_flops = common.matmul_probes(jax.numpy.float32, torch_too=bool(calls))
     load_before = os.getloadavg()[0]
     timing = common.interleaved(
         {"posejax": pj, **calls, **mm_calls},
@@ -174,6 +174,11 @@ def run_method(method, args, base, out):
         compile_s=compile_s,
         flops_per_step=flops,
         matmul_peak_flops=peak,
+        matmul_peak_by_lib={
+            lib: common.peak_of(timing, mm_flops, prefix)
+            for lib, prefix in (("xla", "matmul"), ("torch", "torch_matmul"))
+            if any(n.startswith(prefix) for n in mm_flops)
+        },
         flop_util=flops * rate["posejax"] / bs / peak,
         loadavg_1min=[load_before, os.getloadavg()[0]],
     )
