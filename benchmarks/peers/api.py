@@ -67,17 +67,13 @@ def jax_draws(pj_method, state, kp2d, key, num_samples: int) -> dict:
         shape = (kp2d.shape[0], num_samples, pj_method.config.model.latent_dim)
         return {"z": rng.normal(key, shape)}
     if pj_method.name == "mdn":
+        from posejax.methods.mdn import mixture_draws
+
         mix = pj_method.mixture(state, kp2d)
-
-        def one(k, logits, means):
-            k_comp, k_noise = jax.random.split(k)
-            comp = jax.random.categorical(k_comp, logits, shape=(num_samples,))
-            noise = jax.random.normal(k_noise, (num_samples,) + means.shape[1:], means.dtype)
-            return comp, noise
-
         keys = jax.random.split(key, kp2d.shape[0])
-        comp, noise = jax.vmap(one)(keys, mix.logits, mix.means)
-        return {"comp": comp, "noise": noise.reshape(noise.shape[:2] + (-1,))}
+        d = mix.means.shape[-2] * 3
+        comp, noise = mixture_draws(keys, mix.logits, num_samples, d)
+        return {"comp": comp, "noise": noise}
     return {}
 
 

@@ -81,6 +81,12 @@ def uniform_bits(key: jax.Array, shape) -> jax.Array:
     return threefry2x32(data[0], data[1], counter, jnp.zeros((), jnp.uint32))[0].reshape(shape)
 
 
+def uniform(key: jax.Array, shape) -> jax.Array:
+    """float32 draws in ``[0, 1)`` on a grid of 2^-24 (24 hash bits each)."""
+    bits = uniform_bits(key, _flat(shape)) >> np.uint32(8)
+    return (bits.astype(jnp.float32) * np.float32(2.0**-24)).reshape(tuple(int(d) for d in shape))
+
+
 def normal(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
     """Standard-normal draws of ``shape`` (see the module docstring), computed in float32
     and cast to ``dtype``."""

@@ -65,3 +65,10 @@ def test_normal_is_the_same_on_a_sharded_batch():
         out_shardings=NamedSharding(mesh, PartitionSpec("data")),
     )
     np.testing.assert_array_equal(f(key), rng.normal(key, (8, 10, 4)))
+
+
+def test_uniform_covers_the_unit_interval_evenly():
+    u = np.asarray(rng.uniform(jax.random.key(5), (200_000,)))
+    assert u.dtype == np.float32 and u.min() >= 0.0 and u.max() < 1.0
+    counts = np.histogram(u, bins=20, range=(0, 1))[0]
+    np.testing.assert_allclose(counts / len(u), 0.05, atol=0.003)
