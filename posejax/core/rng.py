@@ -96,6 +96,7 @@ def normal(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
     lo = np.nextafter(np.float32(-1.0), np.float32(0.0))
     u = jnp.maximum(lo, (f - 1.0) * 2.0 - 1.0)
     z = (np.float32(math.sqrt(2.0)) * lax.erf_inv(u)).astype(dtype)
-    # The barrier keeps XLA from fusing the reshape into the loop above (it would then
-    # iterate in the output's shape; see ``_flat``); the reshape itself is a bitcast.
-    return lax.optimization_barrier(z).reshape(tuple(int(d) for d in shape))
+    # A consumer whose minor axis is short (e.g. [..., 17, 3]) can still pull this loop
+    # into its own and run it as scalar code (XLA:CPU drops optimization barriers here):
+    # draw in a layout with a long minor axis, as ``mdn.draw_samples_mm`` does.
+    return z.reshape(tuple(int(d) for d in shape))
