@@ -5,16 +5,20 @@
   python -m posejax.train --config=configs/mdn.py:smoke --workdir=/tmp/mdn_smoke
   python -m posejax.evaluate --workdir=runs/mdn_quick [--missing_joints=1]
 
+  python -m posejax.train --config=configs/mdn.py:quick,gt --workdir=runs/mdn_quick_gt
   python -m posejax.train --config=configs/mdn.py:quick,cmu_mocap \
       --config.data.cmu_mocap.dir=DIR --workdir=runs/mdn_cmu
 
-Variants: ``smoke`` (seconds, tiny widths; tests), ``quick`` (a few minutes on a 2-core CPU,
-the same budget as ``configs/baseline.py:quick``), default (the official schedule: batch 64,
-200 epochs of Human3.6M-sized data). Data source: ``synthpose`` (default), ``h36m`` (needs
-``--config.data.h36m.dir``, and ``data.h36m.detections`` for detected 2D) or ``cmu_mocap``
-(needs ``--config.data.cmu_mocap.dir``), added after a comma (``:quick,h36m``).
-Defaults follow the official code (``shared/spec/mdn.md``): the Dirichlet prior is on
-(``loss.dirichlet_weight=0`` reproduces ``mdm_5``), missing-joint training is off.
+Variants: ``smoke`` (seconds, tiny widths; tests), ``quick`` (6,000 steps of 256, about 7
+minutes on a 2-core CPU, the same budget as ``configs/baseline.py:quick``), default (the
+official schedule: batch 64, 200 epochs of Human3.6M-sized data). Data source:
+``synthpose`` (default), ``h36m`` (needs ``--config.data.h36m.dir`` and, for the default
+detected 2D, ``data.h36m.detections``) or ``cmu_mocap`` (needs ``--config.data.cmu_mocap.dir``;
+ground-truth 2D, CMU has no detections); 2D input kind ``det`` (default) or ``gt``; added
+after a comma (``:quick,h36m``, ``:quick,gt``).
+Defaults follow the official code (``shared/spec/mdn.md``): detected 2D as input (the
+official stacked-hourglass detections; on SynthPose its detector-like 2D), the Dirichlet
+prior on (``loss.dirichlet_weight=0`` reproduces ``mdm_5``), missing-joint training off.
 """
 
 import pathlib
@@ -25,10 +29,12 @@ import common  # noqa: E402
 
 VARIANTS = ("smoke", "quick")
 SOURCES = ("synthpose", "h36m", "cmu_mocap")
+INPUTS = ("det", "gt")
 
 
 def get_config(arg=None):
     c = common.base("mdn")
+    c.data.input_2d = "det"  # official: fine-tuned stacked-hourglass detections (mdn.md 3.2)
     c.model = dict(
         width=1024,
         num_blocks=2,
@@ -49,15 +55,17 @@ def get_config(arg=None):
     c.train.batch_size = 64
     c.train.num_steps = 200 * 24_371  # 200 epochs of Human3.6M (mdn.md section 6)
     parts = [p for p in (arg or "").split(",") if p]
-    unknown = [p for p in parts if p not in VARIANTS + SOURCES]
+    unknown = [p for p in parts if p not in VARIANTS + SOURCES + INPUTS]
     if unknown:
         raise ValueError(
             f"unknown variant {unknown[0]!r} of configs/mdn.py; expected a comma-separated mix "
-            f"of {VARIANTS} and {SOURCES}"
+            f"of {VARIANTS}, {SOURCES} and {INPUTS}"
         )
+    if "det" in parts and "gt" in parts:
+        raise ValueError("configs/mdn.py: choose one 2D input kind, det or gt, not both")
     if "quick" in parts:  # = configs/baseline.py:quick
         c.train.batch_size = 256
-        c.train.num_steps = 3000
+        c.train.num_steps = 6000
         c.train.log_every = 100
         c.train.eval_every = 1000
         c.train.ckpt_every = 1000
@@ -70,4 +78,9 @@ def get_config(arg=None):
     for source in SOURCES:
         if source in parts:
             c.data.source = source  # h36m / cmu_mocap also need data.<source>.dir
+    if c.data.source == "cmu_mocap":
+        c.data.input_2d = "gt"  # motion capture only: no detector output to train on
+    for kind in INPUTS:
+        if kind in parts:
+            c.data.input_2d = kind
     return c

@@ -11,6 +11,7 @@ import pathlib
 import sys
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
@@ -27,6 +28,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every restore at INFO
     from posejax.training import protocol
 
     result = protocol.evaluate_workdir(

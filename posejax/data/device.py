@@ -67,7 +67,9 @@ def _concat_records(records: Sequence[SequenceRecord], input_2d: str, stride: in
     for r in records:
         if input_2d == "det" and r.kp2d_det is None:
             raise ValueError(
-                f"data.input_2d='det' but {r.subject}/{r.sequence}/{r.camera} has no detections"
+                f"data.input_2d='det' but {r.subject}/{r.sequence}/{r.camera} has no detections: "
+                "set data.input_2d='gt', or give the source a detection file (Human3.6M: "
+                "data.h36m.detections; CMU motion capture has none)"
             )
         t = np.arange(0, r.num_frames, stride)
         n = len(t)

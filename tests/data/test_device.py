@@ -1,5 +1,7 @@
 """Device-resident datasets: batching inside jit, padding, augmentation, normalisation."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -87,6 +89,9 @@ def test_errors_are_clear():
         device.DeviceDataset.from_records(recs, input_2d="sh")
     with pytest.raises(ValueError, match="empty"):
         device.DeviceDataset.from_records([])
+    no_det = [dataclasses.replace(r, kp2d_det=None) for r in recs]
+    with pytest.raises(ValueError, match="has no detections: set data.input_2d='gt'"):
+        device.DeviceDataset.from_records(no_det, input_2d="det")
     r = recs[0]
     bad = r.pose3d_world.copy()
     bad[0, 0, 0] = np.nan

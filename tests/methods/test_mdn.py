@@ -190,12 +190,18 @@ def test_end_to_end_smoke(tmp_path):
 
 
 def test_config_variants():
-    assert load_config("mdn", None).train.batch_size == 64
+    default = load_config("mdn", None)
+    assert default.train.batch_size == 64
+    assert default.data.input_2d == "det"  # the official input: detections (mdn.md 3.2)
+    assert load_config("mdn", "quick,gt").data.input_2d == "gt"
     quick = load_config("mdn", "quick,cmu_mocap")
-    assert quick.data.source == "cmu_mocap" and quick.train.num_steps == 3000
+    assert quick.data.source == "cmu_mocap" and quick.train.num_steps == 6000
+    assert quick.data.input_2d == "gt"  # CMU has no detections
     assert quick.train.batch_size == load_config("baseline", "quick").train.batch_size
     with pytest.raises(ValueError, match="unknown variant 'huge' of configs/mdn.py"):
         load_config("mdn", "quick,huge")
+    with pytest.raises(ValueError, match="det or gt, not both"):
+        load_config("mdn", "quick,det,gt")
 
 
 def test_baseline_eval_with_missing_joints():
