@@ -3,6 +3,11 @@
 Reads ``DIR/config.json`` and the checkpoint (``--step``, default the latest; ``--best``
 for the best kept one), evaluates on the config's test split (all frames unless
 ``--stride``), prints per-action P1 / P2 tables and writes ``DIR/eval_<step>.json``.
+
+``--aggregates=mean,median,reproj_pose`` (or ``all``) adds the ground-truth-free
+aggregates of ``--num_samples`` hypotheses per frame (``--temperature``: one or more
+comma-separated softmax temperatures) next to the method's deterministic answer and the
+oracles (``posejax/training/aggregation.py``), under the same manifest.
 """
 
 import json
@@ -20,6 +25,14 @@ flags.DEFINE_integer("stride", 1, "Evaluate every stride-th test frame.")
 flags.DEFINE_integer(
     "missing_joints", None, "Hide 1 or 2 limb joints per test frame (eval.missing_joints)."
 )
+flags.DEFINE_list(
+    "aggregates",
+    [],
+    "Aggregates of S hypotheses: 'all' or names of "
+    "posejax.core.aggregate.METHODS (e.g. mean,median,reproj_pose).",
+)
+flags.DEFINE_integer("num_samples", 100, "Hypotheses per frame for --aggregates.")
+flags.DEFINE_list("temperature", ["0.02"], "Softmax temperature(s) of the reproj aggregates.")
 flags.DEFINE_string("out", None, "JSON output path (default: DIR/eval_<step>.json).")
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
@@ -29,14 +42,18 @@ def main(argv):
     del argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every restore at INFO
-    from posejax.training import protocol
+    from posejax.training import aggregation, protocol
 
+    aggregates = aggregation.parse(",".join(FLAGS.aggregates)) if FLAGS.aggregates else ()
     result = protocol.evaluate_workdir(
         FLAGS.workdir,
         step=FLAGS.step,
         best=FLAGS.best,
         stride=FLAGS.stride,
         missing_joints=FLAGS.missing_joints,
+        aggregates=aggregates,
+        num_samples=FLAGS.num_samples,
+        temperatures=tuple(float(t) for t in FLAGS.temperature),
     )
     tag = f"_missing{FLAGS.missing_joints}" if FLAGS.missing_joints else ""
     default = pathlib.Path(FLAGS.workdir) / f"eval_{result['step']}{tag}.json"

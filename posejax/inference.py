@@ -35,30 +35,18 @@ for the others a missing input joint is an error naming the frames and joints.
 
 from __future__ import annotations
 
-import inspect
-import json
-import pathlib
-
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from posejax import methods
 from posejax.core import aggregate as agg
 from posejax.core import skeleton as skel
-from posejax.data import augment as aug
-from posejax.training import checkpoint as ckpt_lib
+from posejax.training import workdir as workdir_lib
 
 BUCKETS = (1, 8, 64, 512, 4096)
+LIMBS = skel.LIMB_JOINTS
 TRAINING_INTRINSICS = agg.h36m_mean_intrinsics()  # fx, fy, cx, cy px (no distortion)
 FOCAL_PER_SIZE = 1.15  # Human3.6M: f ~ 1146 px for 1000 px images
-# The joints each method reads from its 2D input (the others may be missing or NaN).
-INPUT_JOINTS = {
-    "baseline": skel.SUBSETS["mdn_in16"],
-    "mdn": skel.SUBSETS["mdn_in16"],
-    "gan": skel.SUBSETS["wsgn16"],
-}
 
 
 def intrinsics_from_image_size(width: float, height: float) -> np.ndarray:
@@ -91,29 +79,8 @@ def bucket_of(n: int, buckets=BUCKETS) -> int:
     return next(b for b in buckets if b >= n)
 
 
-def resolve_path(path) -> tuple[pathlib.Path, int | None]:
-    """``workdir | workdir/checkpoints | workdir/checkpoints/<step>`` -> (workdir, step)."""
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: expected a posejax training workdir")
-    if path.name.isdigit() and path.parent.name == "checkpoints":
-        return path.parent.parent, int(path.name)
-    if path.name == "checkpoints":
-        return path.parent, None
-    return path, None
-
-
-def load_config(workdir) -> ml_collections.ConfigDict:
-    path = pathlib.Path(workdir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {workdir} a posejax training workdir?")
-    try:
-        cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
-    if not isinstance(cfg, dict) or "method" not in cfg:
-        raise ValueError(f"{path} has no 'method' entry; expected a posejax config")
-    return ml_collections.ConfigDict(cfg)
+resolve_path = workdir_lib.resolve_path
+load_config = workdir_lib.load_config
 
 
 def load_predictor(
@@ -126,40 +93,9 @@ def load_predictor(
       CheckpointError: no checkpoint, an unreadable one, or one written by another method
         (or other network sizes) than ``config.json`` names.
     """
-    workdir, path_step = resolve_path(workdir_or_checkpoint)
-    config = load_config(workdir)
-    try:
-        method = methods.get(config.method)(config, mesh=None)
-    except (KeyError, AttributeError, TypeError) as e:
-        raise ValueError(
-            f"{pathlib.Path(workdir) / 'config.json'}: cannot build method {config.method!r} "
-            f"from it ({type(e).__name__}: {e}); expected a config written by posejax.train"
-        ) from e
-    ckpt = ckpt_lib.Checkpointer(workdir, read_only=True, best_metric=config.eval.best_metric)
-    try:
-        if best:
-            step = ckpt.best_step()
-        step = ckpt._resolve(path_step if step is None else step)
-        if step not in ckpt.all_steps():
-            raise ckpt_lib.CheckpointError(
-                f"no step {step} in {ckpt.directory}; steps present: {ckpt.all_steps()}"
-            )
-        dev = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        abstract = jax.eval_shape(method.create_state, jax.random.key(0), method.norm_template())
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=dev), abstract
-        )
-        state = ckpt.restore(abstract, step, expect_method=config.method)
-    finally:
-        ckpt.close()
-    state = state.replace(opt_state={})  # inference needs no optimizer moments
-    if hasattr(method, "for_inference"):  # e.g. max-norm folded into the weights once
-        method, state = method.for_inference(state)
-    return Predictor(method, state, config, step=step, workdir=workdir, buckets=buckets)
-
-
-def _accepts_hidden(fn) -> bool:
-    return "hidden" in inspect.signature(fn).parameters
+    r = workdir_lib.restore(workdir_or_checkpoint, step=step, best=best, optimizer=False)
+    method, state = r.method.for_inference(r.state)  # e.g. max-norm folded into the weights
+    return Predictor(method, state, r.config, step=r.step, workdir=r.workdir, buckets=buckets)
 
 
 def _frame_name(i, frame_names=None) -> str:
@@ -191,14 +127,16 @@ class Predictor:
         self.method, self.state, self.config = method, state, config
         self.step, self.workdir, self.name = step, workdir, config.method
         self.buckets = tuple(sorted(buckets))
-        self.multi_hypothesis = bool(getattr(method, "multi_hypothesis", False))
-        self.supports_missing_joints = _accepts_hidden(method.lift) and _accepts_hidden(
-            method.sample
-        )
-        default_in = INPUT_JOINTS.get(self.name, np.arange(skel.NUM_JOINTS))
-        self.input_joints = np.asarray(getattr(method, "input_joints", default_in))
+        if method.input_kind != "pose2d":
+            raise ValueError(
+                f"method {self.name!r} takes {method.input_kind} input; Predictor serves "
+                "2D-keypoint methods (input_kind 'pose2d')"
+            )
+        self.multi_hypothesis = bool(method.multi_hypothesis)
+        self.supports_missing_joints = method.max_missing_joints > 0
+        self.input_joints = np.asarray(method.input_joints)
         self.predicted_joints = np.zeros(skel.NUM_JOINTS, bool)
-        self.predicted_joints[getattr(method, "eval_joints", np.arange(skel.NUM_JOINTS))] = True
+        self.predicted_joints[method.predicted_joints] = True
         self._lift = jax.jit(self._lift_fn)
         self._sample = jax.jit(self._sample_fn, static_argnames="num_samples")
         self._predict = jax.jit(self._predict_fn, static_argnames=("num_samples", "aggregate"))
@@ -208,17 +146,14 @@ class Predictor:
 
     # -- jitted bodies (one trace per bucket) ---------------------------------------------
     def _lift_fn(self, state, kp, hidden):
-        if self.supports_missing_joints:
-            return self.method.lift(state, kp, hidden=hidden)
-        return self.method.lift(state, kp)
+        return self.method.lift(state, kp, hidden if self.supports_missing_joints else None)
 
     def _sample_fn(self, state, kp, hidden, key, offset, num_samples):
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(kp.shape[0]))
 
         def one(k, x, h):  # one row: its own key, so padding cannot change its samples
-            if self.supports_missing_joints:
-                return self.method.sample(state, x[None], k, num_samples, hidden=h[None])[0]
-            return self.method.sample(state, x[None], k, num_samples)[0]
+            h = h[None] if self.supports_missing_joints else None
+            return self.method.sample(state, x[None], k, num_samples, h)[0]
 
         return jax.vmap(one)(keys, kp, hidden)
 
@@ -279,17 +214,16 @@ class Predictor:
                 f"method {self.name!r} has no visibility masks and needs all of its input "
                 f"joints; missing: {listing(hidden, rows)}"
             )
-        check = getattr(self.method, "check_missing_mask", aug.check_missing_mask)
         failed = []
         for i in rows:
             try:
-                check(hidden[i : i + 1])
+                self.method.check_missing_mask(hidden[i : i + 1])
             except ValueError:
                 failed.append(i)
         if failed:
             raise ValueError(
-                f"method {self.name!r} accepts at most {aug.MAX_MISSING_JOINTS} missing limb "
-                f"joints per frame ({[skel.H36M17_NAMES[j] for j in skel.LIMB_JOINTS]}); "
+                f"method {self.name!r} accepts at most {self.method.max_missing_joints} "
+                f"missing limb joints per frame ({[skel.H36M17_NAMES[j] for j in LIMBS]}); "
                 f"missing: {listing(hidden, np.array(failed))}"
             )
 

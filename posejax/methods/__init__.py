@@ -1,9 +1,11 @@
-"""Methods: config -> networks + optimizers -> create_state / train_step / eval_step / sample.
+"""Methods: config -> networks + optimizers -> the hooks of the method contract.
 
-``REGISTRY`` maps a config's ``method`` string to the class; ``get`` raises an error that
-lists the valid names.
+``methods/base.py`` is the contract (capabilities and hooks, with defaults in
+``MethodBase``). ``REGISTRY`` maps a config's ``method`` string to the class; adding a
+method is one line here. ``get`` raises an error that lists the valid names.
 """
 
+from posejax.methods import base
 from posejax.methods.baseline import BaselineMethod
 from posejax.methods.gan import GANMethod
 from posejax.methods.mdn import MDNMethod
@@ -16,6 +18,9 @@ REGISTRY = {
 
 
 def get(name: str):
+    """The registered method class ``name`` (its declared capabilities checked)."""
     if name not in REGISTRY:
         raise KeyError(f"unknown method {name!r}; expected one of {sorted(REGISTRY)}")
-    return REGISTRY[name]
+    cls = REGISTRY[name]
+    base.check_declared(cls)
+    return cls

@@ -85,3 +85,14 @@ def optimizer(config, lr: optax.Schedule | float | None = None) -> optax.Gradien
 
 def tree_size(tree: Any) -> int:
     return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(tree)))
+
+
+def apply_gradients(state: TrainState, tx, grads: dict, batch_stats: dict | None = None):
+    """``state`` one optimizer step on: ``grads`` holds the trained networks (one optax
+    state ``state.opt_state[name]`` each); the other networks are left as they are."""
+    params, opt = dict(state.params), dict(state.opt_state)
+    for name, g in grads.items():
+        updates, opt[name] = tx.update(g, opt[name], params[name])
+        params[name] = optax.apply_updates(params[name], updates)
+    stats = state.batch_stats if batch_stats is None else {**state.batch_stats, **batch_stats}
+    return state.replace(step=state.step + 1, params=params, opt_state=opt, batch_stats=stats)

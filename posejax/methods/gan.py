@@ -17,11 +17,11 @@ import numpy as np
 import optax
 from flax import nnx
 
-from posejax.core import rng
+from posejax.core import geometry, rng
 from posejax.data import device
 from posejax.data import normalize as nz
 from posejax.losses import gan as losses
-from posejax.methods import common
+from posejax.methods import base, common
 from posejax.methods import gan_protocol as gp
 from posejax.methods.gan_protocol import (
     WSGN,
@@ -36,16 +36,17 @@ from posejax.models import gan as models
 GENERATOR = ("trunk", "pose", "camera", "encoder")
 
 
-class GANMethod(gp.GANEvaluation, gp.GANReport):
-    """Config-bound pure functions of the step contract for WSGN."""
+class GANMethod(base.MethodBase):
+    """Config-bound pure functions of the method contract (``methods/base.py``) for WSGN."""
 
     name = "gan"
+    input_joints = np.sort(WSGN)
+    predicted_joints = np.sort(WSGN)  # the 16 joints WSGN predicts (no spine)
     multi_hypothesis = True
-    eval_joints = np.sort(WSGN)  # the 16 joints WSGN predicts (no spine)
+    networks = (*GENERATOR, "critic")
 
     def __init__(self, config, mesh=None):
-        self.config = config
-        self.batch_sharding = device.batch_sharding(mesh)
+        super().__init__(config, mesh)
         m = config.model
         self.make = lambda rngs: models.build(
             width=m.width,
@@ -74,7 +75,7 @@ class GANMethod(gp.GANEvaluation, gp.GANReport):
         return optax.adam(lr, b1=c.optim.b1, b2=c.optim.b2, eps=c.optim.eps)
 
     # -- state ---------------------------------------------------------------------------
-    def data_stats(self, train: device.PoseData) -> dict:
+    def data_stats(self, train) -> dict:
         """Template shape and the camera/template size ratio (the official 1.1)."""
         valid = np.asarray(train.valid)
         poses = np.asarray(wsgn_pose_m(np.asarray(train.pose3d_cam)[valid]))
@@ -237,23 +238,23 @@ class GANMethod(gp.GANEvaluation, gp.GANReport):
         )
         return total, parts
 
-    def lift(self, state, kp2d_px):
-        """Zero-code prediction ``[B, 17, 3]`` mm, camera frame, root-relative."""
-        return self.sample_zero(state, kp2d_px)[:, 0]
-
-    def sample_zero(self, state, kp2d_px):
+    def lift(self, state, kp2d_px, hidden=None):
+        """Zero-code prediction ``[B, 17, 3]`` mm, camera frame, root-relative. WSGN has
+        no visibility masks (``max_missing_joints = 0``): ``hidden`` must be empty."""
+        del hidden
+        base.check_kp2d(kp2d_px, WSGN)
         x, _ = nz.center_scale_2d(kp2d_px[..., WSGN, :])
         h, cam = self._features(state.params, x)
         z = jnp.zeros((x.shape[0], 1, self.config.model.latent_dim))
         poses = self._poses(state.params, h, z)
-        return to_h36m17(to_camera_mm(poses, cam[:, None], state.norm["p1_scale"]))
+        return to_h36m17(to_camera_mm(poses, cam[:, None], state.norm["p1_scale"]))[:, 0]
 
-    def sample(self, state, kp2d_px, key, num_samples: int):
+    def sample(self, state, kp2d_px, key, num_samples: int, hidden=None):
         """``S`` hypotheses ``[B, S, 17, 3]`` mm, camera frame, root-relative; the trunk and
         camera run once per input, the S codes are one batched call."""
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be >= 1, found {num_samples}")
-        check_kp2d(kp2d_px)
+        del hidden
+        base.check_num_samples(num_samples)
+        base.check_kp2d(kp2d_px, WSGN)
         x, _ = nz.center_scale_2d(kp2d_px[..., WSGN, :])
         h, cam = self._features(state.params, x)
         # z in h's dtype: a float32 z would promote a bfloat16 generator to float32.
@@ -262,24 +263,42 @@ class GANMethod(gp.GANEvaluation, gp.GANReport):
         poses = self._poses(state.params, h, z)
         return to_h36m17(to_camera_mm(poses, cam[:, None], state.norm["p1_scale"]))
 
+    # -- evaluation (protocols in gan_protocol.py) ----------------------------------------
+    def eval_step(self, state, batch, key):
+        """Outputs for ``frame_errors``: slot 0 the zero code, then ``eval.num_samples``
+        hypotheses, in both conventions; the ground truth; reprojection residuals in px."""
+        x, scale2d = nz.center_scale_2d(batch.kp2d[:, WSGN])
+        h, cam = self._features(state.params, x)
+        z = rng.normal(
+            key, (x.shape[0], self.config.eval.num_samples, self.config.model.latent_dim)
+        )
+        z = jnp.concatenate([jnp.zeros_like(z[:, :1]), z], axis=1)
+        poses = self._poses(state.params, h, z)  # [B, 1+K, 16, 3] m, template frame
+        return gp.eval_outputs(poses, cam, x, scale2d, batch, state.norm, self.config.eval)
 
-def check_kp2d(kp2d):
-    """Host-side checks of a 2D input ``[B, 17, 2]``: shape, NaN, all-zero poses."""
-    shape = getattr(kp2d, "shape", None)
-    if shape is None or len(shape) != 3 or tuple(shape[1:]) != (17, 2):
-        raise ValueError(f"expected 2D keypoints [B, 17, 2] (H36M-17, px), found {shape}")
-    if isinstance(kp2d, jax.core.Tracer):
-        return
-    arr = np.asarray(kp2d)
-    if not np.all(np.isfinite(arr)):
-        bad = np.unique(np.nonzero(~np.isfinite(arr))[0])
-        raise ValueError(
-            f"2D keypoints contain NaN/inf in poses {bad[:10].tolist()}; WSGN "
-            "needs all 16 of its joints (no visibility masks)"
-        )
-    flat = arr.reshape(arr.shape[0], -1)
-    zero = np.nonzero(np.all(np.abs(flat - flat[:, :1]) < 1e-6, axis=1))[0]
-    if len(zero):
-        raise ValueError(
-            f"2D poses {zero[:10].tolist()} are degenerate (all joints at one point, e.g. all zero)"
-        )
+    def frame_errors(self, out, *, allow_reflection=False):
+        del allow_reflection  # official P2 allows reflections, standard P2 does not
+        return gp.frame_errors(out, self.predicted_joints, tuple(self.config.eval.ks))
+
+    def manifest_fields(self) -> dict:
+        return gp.manifest_fields(self.config.eval)
+
+    @property
+    def conventions(self) -> dict:
+        return gp.CONVENTIONS
+
+    def figure(self, state, dataset, path, num_inputs: int = 4, num_hyps: int = 10) -> str:
+        """PNG: 2D input, ``num_hyps`` hypotheses, zero code and truth for a few inputs."""
+        from posejax import viz
+
+        host = dataset.host
+        idx = np.linspace(0, int(host.valid.sum()) - 1, num_inputs).astype(int)
+        kp = np.asarray(host.kp2d[idx])
+        hyps = np.asarray(self.sample(state, kp, jax.random.key(0), num_hyps))
+        zero = np.asarray(self.lift(state, kp))
+        gt = np.asarray(geometry.root_relative(host.pose3d_cam[idx]))
+        names = np.asarray(dataset.actions)[np.asarray(host.action)[idx]]
+        title = "WSGN: hypotheses (blue), zero code (red), truth (black)"
+        fig = viz.overlay_figure(kp, hyps, gt, zero=zero, row_titles=list(names), title=title)
+        fig.savefig(path, dpi=80)
+        return str(path)

@@ -14,14 +14,12 @@ over the first k of K samples, the minimum taken per metric.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from posejax.core import camera as cam_lib
-from posejax.core import geometry, metrics, rng
+from posejax.core import geometry, metrics
 from posejax.core import skeleton as skel
-from posejax.data import normalize as nz
 from posejax.losses import gan as losses
 
 WSGN = skel.SUBSETS["wsgn16"]  # H36M-17 index of each WSGN slot
@@ -70,60 +68,47 @@ def to_h36m17(pose16_mm):
     return out.at[..., 7, :].set(spine)
 
 
-class GANEvaluation:
-    """Evaluation half of ``GANMethod`` (a mixin: uses its networks and config)."""
+def eval_outputs(poses, cam, x, scale2d, batch, norm, eval_cfg) -> dict:
+    """Hypotheses ``poses [B, 1+K, 16, 3]`` m (template frame; slot 0 the zero code) of
+    the centred-scaled 2D ``x [B, 16, 2]`` with cameras ``cam [B, 2, 3]``, in both
+    conventions, with their targets and reprojection residuals in px."""
+    cams = cam[:, None]
+    gt16 = wsgn_pose_m(batch.pose3d_cam)
+    reproj = losses.project(cams, poses) - x[:, None]
+    return {
+        "std": to_h36m17(to_camera_mm(poses, cams, norm["p1_scale"])),
+        "target": geometry.root_relative(batch.pose3d_cam),
+        "off": to_camera_mm(poses, cams, eval_cfg.p1_scale_official),
+        "off_target": (gt16 - gt16.mean(-2, keepdims=True)) * MM,
+        "tem": poses * MM,
+        "tem_target": template_align(gt16, norm["template"]) * MM,
+        "reproj_px": jnp.linalg.norm(reproj, axis=-1) * scale2d[:, None, None],
+    }
 
-    def eval_step(self, state, batch, key):
-        """Outputs for ``frame_errors``: hypotheses in both conventions, the ground truth,
-        reprojection residuals in px."""
-        ev = self.config.eval
-        x, scale2d = nz.center_scale_2d(batch.kp2d[:, WSGN])
-        h, cam = self._features(state.params, x)
-        k = ev.num_samples
-        z = rng.normal(key, (x.shape[0], k, self.config.model.latent_dim))
-        z = jnp.concatenate([jnp.zeros_like(z[:, :1]), z], axis=1)  # slot 0: zero code
-        poses = self._poses(state.params, h, z)  # [B, 1+K, 16, 3] m, template frame
-        cams = cam[:, None]
-        std = to_h36m17(to_camera_mm(poses, cams, state.norm["p1_scale"]))
-        gt16 = wsgn_pose_m(batch.pose3d_cam)
-        off = to_camera_mm(poses, cams, ev.p1_scale_official)
-        reproj = losses.project(cams, poses) - x[:, None]
-        return {
-            "std": std,
-            "target": geometry.root_relative(batch.pose3d_cam),
-            "off": off,
-            "off_target": (gt16 - gt16.mean(-2, keepdims=True)) * MM,
-            "tem": poses * MM,
-            "tem_target": template_align(gt16, state.norm["template"]) * MM,
-            "reproj_px": jnp.linalg.norm(reproj, axis=-1) * scale2d[:, None, None],
-        }
 
-    def frame_errors(self, out, *, allow_reflection=False, ks=(1, 10, 100)):
-        """Per-frame errors in mm (and px for the reprojection), both protocols."""
-        del allow_reflection  # official P2 allows reflections, standard P2 does not
-        joints = self.eval_joints
-        k_max = out["std"].shape[1] - 1
-        e = {}
-        groups = {
-            "p1": (out["std"], out["target"], lambda p, t: metrics.mpjpe(p, t, joints)),
-            "p2": (out["std"], out["target"], lambda p, t: metrics.pa_mpjpe(p, t, joints)),
-            "off_p1": (out["off"], out["off_target"], metrics.mpjpe),
-            "off_p2": (
-                out["tem"],
-                out["tem_target"],
-                lambda p, t: metrics.pa_mpjpe(p, t, allow_reflection=True),
-            ),
-        }
-        for name, (pred, target, fn) in groups.items():
-            err = fn(pred, jnp.broadcast_to(target[:, None], pred.shape))  # [B, 1+K]
-            e[f"{name}_zc"] = err[:, 0]
-            for k in [k for k in ks if k <= k_max]:
-                e[f"{name}_best{k}"] = err[:, 1 : 1 + k].min(axis=1)
-        hyps = out["std"][:, 1:]
-        if k_max > 1:
-            e["spread_mm"] = pairwise_spread(hyps[..., joints, :])
-        e["reproj_px"] = out["reproj_px"][:, 1:].mean(axis=(1, 2))
-        return e
+def frame_errors(out, joints, ks=(1, 10, 100)) -> dict:
+    """Per-frame errors in mm (and px for the reprojection), both protocols."""
+    k_max = out["std"].shape[1] - 1
+    e = {}
+    groups = {
+        "p1": (out["std"], out["target"], lambda p, t: metrics.mpjpe(p, t, joints)),
+        "p2": (out["std"], out["target"], lambda p, t: metrics.pa_mpjpe(p, t, joints)),
+        "off_p1": (out["off"], out["off_target"], metrics.mpjpe),
+        "off_p2": (
+            out["tem"],
+            out["tem_target"],
+            lambda p, t: metrics.pa_mpjpe(p, t, allow_reflection=True),
+        ),
+    }
+    for name, (pred, target, fn) in groups.items():
+        err = fn(pred, jnp.broadcast_to(target[:, None], pred.shape))  # [B, 1+K]
+        e[f"{name}_zc"] = err[:, 0]
+        for k in [k for k in ks if k <= k_max]:
+            e[f"{name}_best{k}"] = err[:, 1 : 1 + k].min(axis=1)
+    if k_max > 1:
+        e["spread_mm"] = pairwise_spread(out["std"][:, 1:, joints])
+    e["reproj_px"] = out["reproj_px"][:, 1:].mean(axis=(1, 2))
+    return e
 
 
 def pairwise_spread(hyps):
@@ -145,33 +130,12 @@ CONVENTIONS = {
 }
 
 
-class GANReport:
-    """Manifest, column legend and picture of ``GANMethod`` evaluations."""
-
-    conventions = CONVENTIONS
-
-    def manifest_fields(self) -> dict:
-        ev = self.config.eval
-        return {
-            "joints": "16 WSGN joints in H36M-17 slots (no spine), root counted",
-            "root": "standard: pelvis subtracted; official: 16-joint mean subtracted (unverified)",
-            "alignment": "standard P2 similarity without reflection; official P2 with reflection",
-            "K": int(ev.num_samples),
-            "oracle": f"zc (z = 0) and pose-wise best of the first k in {tuple(ev.ks)} samples, "
-            "min per metric",
-        }
-
-    def figure(self, state, dataset, path, num_inputs: int = 4, num_hyps: int = 10):
-        """PNG: 2D input, ``num_hyps`` hypotheses, zero code and truth for a few inputs."""
-        from posejax import viz
-
-        host = dataset.host
-        idx = np.linspace(0, int(host.valid.sum()) - 1, num_inputs).astype(int)
-        kp = np.asarray(host.kp2d[idx])
-        hyps = np.asarray(self.sample(state, kp, jax.random.key(0), num_hyps))
-        zero = np.asarray(self.lift(state, kp))
-        gt = np.asarray(geometry.root_relative(host.pose3d_cam[idx]))
-        names = np.asarray(dataset.actions)[np.asarray(host.action)[idx]]
-        title = "WSGN: hypotheses (blue), zero code (red), truth (black)"
-        fig = viz.overlay_figure(kp, hyps, gt, zero=zero, row_titles=list(names), title=title)
-        fig.savefig(path, dpi=80)
+def manifest_fields(eval_cfg) -> dict:
+    return {
+        "joints": "16 WSGN joints in H36M-17 slots (no spine), root counted",
+        "root": "standard: pelvis subtracted; official: 16-joint mean subtracted (unverified)",
+        "alignment": "standard P2 similarity without reflection; official P2 with reflection",
+        "K": int(eval_cfg.num_samples),
+        "oracle": f"zc (z = 0) and pose-wise best of the first k in {tuple(eval_cfg.ks)} "
+        "samples, min per metric",
+    }

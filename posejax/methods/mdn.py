@@ -25,33 +25,12 @@ from posejax.core import geometry, metrics, rng
 from posejax.core import skeleton as skel
 from posejax.data import augment as aug
 from posejax.data import device
-from posejax.data import normalize as nz
 from posejax.losses import mdn as losses
-from posejax.methods import common
-from posejax.methods.baseline import IN_JOINTS, OUT_JOINTS, BaselineMethod, targets_3d
+from posejax.methods import base, common, lifting
 from posejax.models.mdn import MDN, MixtureParams
 
 SAMPLE_STREAM = 7  # eval: fold_in(frame_key, SAMPLE_STREAM) draws that frame's samples
-
-
-def _check_kp2d(kp2d, hidden=None) -> None:
-    """Static shape check; NaN/inf and mask checks when the values are concrete."""
-    if kp2d.ndim != 3 or kp2d.shape[1:] != (skel.NUM_JOINTS, 2):
-        raise ValueError(f"expected kp2d [B, 17, 2] px, found {tuple(kp2d.shape)}")
-    if hidden is not None and hidden.shape != kp2d.shape[:2]:
-        raise ValueError(f"expected hidden [B, 17] for kp2d {kp2d.shape}, found {hidden.shape}")
-    if isinstance(kp2d, jax.core.Tracer) or isinstance(hidden, jax.core.Tracer):
-        return
-    if hidden is not None:
-        aug.check_missing_mask(hidden)
-    seen = np.asarray(kp2d)[..., IN_JOINTS, :]
-    if hidden is not None:  # hidden joints may hold NaN: they are replaced
-        seen = np.where(np.asarray(hidden)[..., IN_JOINTS, None], 0.0, seen)
-    if not np.all(np.isfinite(seen)):
-        raise ValueError(
-            f"kp2d has {int(np.sum(~np.isfinite(seen)))} NaN/inf values at visible input "
-            "joints; mark missing joints with `hidden` instead"
-        )
+IO = lifting.ZScoreIO()
 
 
 def mixture_draws(keys: jax.Array, logits: jax.Array, num_samples: int, dim: int):
@@ -101,21 +80,21 @@ def draw_samples_mm(mix: MixtureParams, keys: jax.Array, num_samples: int, out_s
     mu = jnp.einsum("bsk,bkd->bsd", onehot, mix.means.reshape(b, k, d) * std + mean)
     sigma = jnp.einsum("bsk,bk->bs", onehot, mix.scales.astype(dt))
     pose = (mu + sigma[..., None] * scaled).reshape(b, num_samples, j, 3)
-    return skel.scatter_from_subset(pose, OUT_JOINTS)
+    return skel.scatter_from_subset(pose, IO.out_joints)
 
 
-class MDNMethod(BaselineMethod):
-    """Config-bound pure functions of the step contract; state and statistics as the
-    baseline's (``data_stats``, ``norm_template``, ``create_state`` are inherited)."""
+class MDNMethod(base.MethodBase):
+    """Config-bound pure functions of the method contract (``methods/base.py``); input,
+    output and statistics through ``lifting.ZScoreIO`` (as ``baseline``)."""
 
     name = "mdn"
+    input_joints = IO.in_joints
+    max_missing_joints = aug.MAX_MISSING_JOINTS  # data.missing_joints, eval.missing_joints
     multi_hypothesis = True
-    supports_missing_joints = True  # data.missing_joints, eval.missing_joints
+    networks = ("lifter",)
 
     def __init__(self, config, mesh=None):
-        self.config = config
-        self.mesh = mesh
-        self.batch_sharding = device.batch_sharding(mesh)
+        super().__init__(config, mesh)
         aug.check_num_missing(config.data.missing_joints)
         aug.check_num_missing(config.eval.missing_joints)
         if config.eval.num_samples < 1:
@@ -123,7 +102,7 @@ class MDNMethod(BaselineMethod):
         m = config.model
         self.num_hypotheses = m.num_components
         self.make_model = lambda rngs: MDN(
-            len(IN_JOINTS), len(OUT_JOINTS), num_components=m.num_components, width=m.width,
+            len(IO.in_joints), len(IO.out_joints), num_components=m.num_components, width=m.width,
             num_blocks=m.num_blocks, batch_norm=m.batch_norm, max_norm=m.max_norm,
             dropout_rate=m.dropout_rate, bn_eps=m.bn_eps, bn_momentum=m.bn_momentum,
             sigma_act=m.sigma_act, output_layout=m.output_layout,
@@ -131,20 +110,33 @@ class MDNMethod(BaselineMethod):
         )  # fmt: skip
         self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: self.make_model(nnx.Rngs(0))))
         self.tx = common.optimizer(config)
+        self._eval_outputs_jit = jax.jit(self._eval_outputs)  # the figure's, compiled once
+
+    def for_inference(self, state: common.TrainState):
+        """Max-norm folded into the weights once (``lifting.fold_max_norm``)."""
+        return lifting.fold_max_norm(self, state)
+
+    # -- state ---------------------------------------------------------------------------
+    def data_stats(self, train: device.PoseData) -> dict:
+        """Normalisation statistics from the (host) training split."""
+        return IO.stats(train)
+
+    def norm_template(self) -> dict:
+        return IO.template()
+
+    def create_state(self, key: jax.Array, norm: dict) -> common.TrainState:
+        return lifting.lifter_state(self, key, norm)
 
     # -- forward -------------------------------------------------------------------------
     def _forward(self, params, stats, norm, kp2d_px, *, train, key=None, hidden=None):
         """``kp2d_px [B, 17, 2]`` (``hidden [B, 17]`` bool) -> (MixtureParams, stats)."""
         model = common.merge(self.graphdef, params, stats)
-        x = nz.normalize(kp2d_px[..., IN_JOINTS, :], norm["in"])
-        if hidden is not None:
-            x = jnp.where(hidden[..., IN_JOINTS, None], 0.0, x)
-        mix = model(x, train=train, key=key)
+        mix = model(IO.inputs(kp2d_px, norm, hidden), train=train, key=key)
         return mix, (common.batch_stats_of(model) if train else stats)
 
     def mixture(self, state: common.TrainState, kp2d_px, hidden=None) -> MixtureParams:
         """The predicted mixture in normalised units (inference mode)."""
-        _check_kp2d(kp2d_px, hidden)
+        base.check_kp2d(kp2d_px, IO.in_joints, hidden)
         mix, _ = self._forward(
             state.params["lifter"], state.batch_stats["lifter"], state.norm, kp2d_px,
             train=False, hidden=hidden,
@@ -153,7 +145,7 @@ class MDNMethod(BaselineMethod):
 
     def to_mm(self, state, pose_norm):
         """Normalised ``[..., 16, 3]`` -> ``[..., 17, 3]`` mm, root-relative (pelvis 0)."""
-        return skel.scatter_from_subset(nz.denormalize(pose_norm, state.norm["out"]), OUT_JOINTS)
+        return IO.to_mm(pose_norm, state.norm)
 
     def hypotheses(self, state, kp2d_px, hidden=None):
         """The K kernel means, highest mixing weight first.
@@ -179,8 +171,7 @@ class MDNMethod(BaselineMethod):
     def sample(self, state, kp2d_px, key, num_samples: int, hidden=None):
         """``num_samples`` poses drawn from the mixture, ``[B, S, 17, 3]`` mm, one batched
         call (the trunk runs once per input)."""
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, found {num_samples}")
+        base.check_num_samples(num_samples)
         mix = self.mixture(state, kp2d_px, hidden)
         keys = jax.random.split(key, kp2d_px.shape[0])
         return draw_samples_mm(mix, keys, num_samples, state.norm["out"])
@@ -189,19 +180,13 @@ class MDNMethod(BaselineMethod):
     def train_step(self, state: common.TrainState, data: device.PoseData, key: jax.Array):
         """One Adam step on a batch drawn from ``data``: mixture NLL + Dirichlet prior."""
         cfg = self.config
-        k_data, k_aug, k_drop, k_miss = (
-            jax.random.fold_in(key, s)
-            for s in (common.DATA, common.AUGMENT, common.DROPOUT, common.NOISE)
-        )
-        batch = device.sample_batch(data, k_data, cfg.train.batch_size, self.batch_sharding)
-        batch = aug.augment(
-            batch, k_aug, rotate=cfg.data.augment.rotate, flip_prob=cfg.data.augment.flip_prob
-        )
+        k_drop, k_miss = (jax.random.fold_in(key, s) for s in (common.DROPOUT, common.NOISE))
+        batch = lifting.draw_batch(data, key, cfg, self.batch_sharding)
         hidden = None
         if cfg.data.missing_joints:
             keys = jax.random.split(k_miss, cfg.train.batch_size)
             hidden = aug.missing_joint_mask(keys, cfg.data.missing_joints)
-        target = nz.normalize(targets_3d(batch.pose3d_cam), state.norm["out"])
+        target = IO.targets(batch.pose3d_cam, state.norm)
 
         def loss_fn(params):
             mix, stats = self._forward(
@@ -215,13 +200,7 @@ class MDNMethod(BaselineMethod):
 
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, (stats, mix, nll, prior)), grads = grad_fn(state.params["lifter"])
-        updates, opt = self.tx.update(grads, state.opt_state["lifter"], state.params["lifter"])
-        new = state.replace(
-            step=state.step + 1,
-            params={"lifter": optax.apply_updates(state.params["lifter"], updates)},
-            batch_stats={"lifter": stats},
-            opt_state={"lifter": opt},
-        )
+        new = common.apply_gradients(state, self.tx, {"lifter": grads}, {"lifter": stats})
         metrics = {
             "train/loss": loss,
             "train/loss_nll": nll,
@@ -252,9 +231,9 @@ class MDNMethod(BaselineMethod):
         """
         del key
         o = self._eval_outputs(state, batch)
-        base = jax.random.key(self.config.seed)
+        root = jax.random.key(self.config.seed)
         keys = jax.vmap(lambda k: jax.random.fold_in(k, SAMPLE_STREAM))(
-            aug.frame_keys(base, batch.kp2d)
+            aug.frame_keys(root, batch.kp2d)
         )
         samples = draw_samples_mm(o["mix"], keys, self.config.eval.num_samples, state.norm["out"])
         return {
@@ -263,7 +242,7 @@ class MDNMethod(BaselineMethod):
             "weights": o["weights"],
             "samples": samples,
             "pred_wmean": jnp.einsum("bk,bkjc->bjc", o["weights"], o["hyps"]),
-            "target": geometry.root_relative(batch.pose3d_cam),
+            "target": base.root_relative_target(batch),
         }
 
     def frame_errors(self, out: dict, *, allow_reflection: bool = False) -> dict:
@@ -325,13 +304,14 @@ class MDNMethod(BaselineMethod):
             "mixture samples; min per metric",
         }
 
-    def figure(self, state, dataset: device.DeviceDataset, path, num_frames: int = 4) -> None:
+    def figure(self, state, dataset: device.DeviceDataset, path, num_frames: int = 4) -> str:
         """PNG: the K kernel means with their weights and errors for ``num_frames`` test
         frames of different actions (hidden input joints as red crosses)."""
         from posejax import viz
 
         fig = viz.hypotheses_figure(**self._figure_inputs(state, dataset, num_frames))
         fig.savefig(path, dpi=80)
+        return str(path)
 
     def _figure_inputs(self, state, dataset: device.DeviceDataset, num_frames: int) -> dict:
         host = dataset.host
@@ -342,7 +322,7 @@ class MDNMethod(BaselineMethod):
         chosen = present[pick.astype(int)]
         idx = np.array([rows[acts == a][len(rows[acts == a]) // 2] for a in chosen])
         batch = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[idx]), host)
-        o = jax.jit(self._eval_outputs)(state, batch)
+        o = self._eval_outputs_jit(state, batch)
         hyps, weights = np.asarray(o["hyps"]), np.asarray(o["weights"])
         gt = np.asarray(geometry.root_relative(batch.pose3d_cam))
         err = np.linalg.norm(hyps - gt[:, None], axis=-1).mean(-1)

@@ -6,6 +6,8 @@ Every reported number carries the manifest of ``shared/spec/evaluation.md`` sect
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +15,7 @@ import numpy as np
 from posejax.core import metrics
 from posejax.data import device
 
+OPTIONAL_FIELDS = ("aggregates",)
 MANIFEST_FIELDS = (
     "dataset", "split", "frames", "input_2d", "joints", "root", "alignment", "K", "oracle",
     "average", "units", "tta", "checkpoint", "protocol", "seed", "commit",
@@ -26,32 +29,10 @@ def make_manifest(**fields) -> dict:
             f"manifest incomplete: missing {missing}; every number needs all of "
             f"{list(MANIFEST_FIELDS)}"
         )
-    unknown = sorted(set(fields) - set(MANIFEST_FIELDS))
+    unknown = sorted(set(fields) - set(MANIFEST_FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
         raise ValueError(f"unknown manifest fields {unknown}")
-    return {f: fields[f] for f in MANIFEST_FIELDS}
-
-
-def frame_errors(out: dict, *, allow_reflection: bool = False, ks=(1, 10, 100)) -> dict:
-    """Per-frame errors of one batch of ``eval_step`` outputs (jit-able).
-
-    ``out['pred']`` ``[B, J, 3]`` and ``out['target']`` ``[B, J, 3]`` (mm, root-relative);
-    optional ``out['hyps']`` ``[B, K, J, 3]`` adds best-of-k (pose-wise, min per metric)
-    for each k in ``ks`` not above K, and the mean of the K hypotheses.
-    """
-    pred, target = out["pred"], out["target"]
-    errs = {
-        "p1": metrics.mpjpe(pred, target),
-        "p2": metrics.pa_mpjpe(pred, target, allow_reflection=allow_reflection),
-    }
-    if "hyps" in out:
-        hyps = out["hyps"]
-        k_max = hyps.shape[1]
-        for k in [k for k in ks if k <= k_max]:
-            errs[f"p1_best{k}"] = metrics.best_of_k(hyps[:, :k], target)
-            errs[f"p2_best{k}"] = metrics.best_of_k(hyps[:, :k], target, metric="pa_mpjpe")
-        errs[f"p1_mean{k_max}"] = metrics.mean_of_k(hyps, target)
-    return errs
+    return {f: fields[f] for f in MANIFEST_FIELDS + OPTIONAL_FIELDS if f in fields}
 
 
 def compute_errors(
@@ -62,33 +43,36 @@ def compute_errors(
     allow_reflection: bool = False,
     seed: int = 0,
 ) -> dict:
-    """Runs ``method.eval_step`` over the whole (padded) split in one jitted ``lax.map``.
+    """Runs ``method.eval_step`` and ``method.frame_errors`` over the whole (padded) split
+    in one jitted ``lax.map``, compiled once per method, shapes and options.
 
     Batch ``i`` gets the key ``fold_in(key(seed), i)`` (sampling methods), so an
-    evaluation is reproducible. A method with its own ``frame_errors`` computes its
-    protocol's errors; the others get ``frame_errors`` above.
+    evaluation is reproducible.
 
     Returns numpy ``{name: [N_valid]}`` per-frame errors (mm unless the name says px).
     """
-    errors_fn = getattr(method, "frame_errors", frame_errors)
-    num_batches = data.size // batch_size
-
-    @jax.jit
-    def run(state, data):
-        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(
-            jnp.arange(num_batches)
+    errs = jax.device_get(
+        _errors_program(
+            state, data, jnp.uint32(seed), method=method, batch_size=batch_size,
+            allow_reflection=bool(allow_reflection),
         )
-
-        def one(args):
-            batch, key = args
-            out = method.eval_step(state, batch, key)
-            return errors_fn(out, allow_reflection=allow_reflection)
-
-        return jax.lax.map(one, (device.batches(data, batch_size), keys))
-
-    errs = jax.device_get(run(state, data))
+    )  # fmt: skip
     valid = np.asarray(jax.device_get(data.valid))
     return {k: np.asarray(v).reshape(-1)[valid] for k, v in errs.items()}
+
+
+@functools.partial(jax.jit, static_argnames=("method", "batch_size", "allow_reflection"))
+def _errors_program(state, data, seed, *, method, batch_size, allow_reflection):
+    num_batches = data.size // batch_size
+    root = jax.random.key(seed)
+    keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(jnp.arange(num_batches))
+
+    def one(args):
+        batch, key = args
+        out = method.eval_step(state, batch, key)
+        return method.frame_errors(out, allow_reflection=allow_reflection)
+
+    return jax.lax.map(one, (device.batches(data, batch_size), keys))
 
 
 def tables(errors: dict, actions: np.ndarray) -> dict:
@@ -144,10 +128,14 @@ def evaluate(method, state, dataset: device.DeviceDataset, config) -> dict:
         config.eval.allow_reflection,
         config.eval.get("seed", 0),
     )
+    tabs = tables(errs, frame_actions(dataset))
+    return {"tables": tabs, "summary": summary(tabs), "num_frames": int(dataset.host.valid.sum())}
+
+
+def frame_actions(dataset: device.DeviceDataset) -> np.ndarray:
+    """The action name of every valid row of ``dataset``, ``[N_valid]``."""
     valid = np.asarray(dataset.host.valid)
-    actions = np.asarray(dataset.actions)[np.asarray(dataset.host.action)[valid]]
-    tabs = tables(errs, actions)
-    return {"tables": tabs, "summary": summary(tabs), "num_frames": int(valid.sum())}
+    return np.asarray(dataset.actions)[np.asarray(dataset.host.action)[valid]]
 
 
 def finite_or_raise(values: dict, step: int, where: str) -> None:

@@ -17,9 +17,11 @@ import numpy as np
 import tqdm
 
 from posejax import methods
+from posejax.methods import base
 from posejax.training import checkpoint as ckpt_lib
 from posejax.training import data as data_lib
 from posejax.training import evaluation, sharding, writers
+from posejax.training import workdir as workdir_lib
 
 log = logging.getLogger("posejax")
 
@@ -105,14 +107,30 @@ class Run:
             step = self.ckpt.latest_step()
             log.info("resuming from %s/checkpoints/%d", self.workdir, step)
             return self.ckpt.restore(abstract, step, expect_method=cfg.method)
-        if cfg.init_from:
-            src = ckpt_lib.Checkpointer(ckpt_lib.find_checkpoint_dir(cfg.init_from), read_only=True)
-            log.info("initialising from %s (step %s)", cfg.init_from, src.latest_step())
-            loaded = src.restore(abstract, expect_method=cfg.method)
-            return state.replace(
-                params=loaded.params, batch_stats=loaded.batch_stats, norm=loaded.norm
-            )
+        init = init_spec(cfg)
+        if init["workdir"]:
+            return self._init_from(state, **init)
         return state
+
+    def _init_from(self, state, workdir, networks, step):
+        """Staged initialisation: the source run's method is rebuilt from its own
+        ``config.json``; ``method.init_networks`` copies the named networks (default: every
+        network both methods have)."""
+        src = workdir_lib.restore(workdir, mesh=self.mesh, step=step)
+        names = tuple(networks) or tuple(
+            n for n in self.method.networks if n in src.method.networks
+        )
+        if not names:
+            raise ValueError(
+                f"init_from: {workdir} (method {src.method.name!r}, networks "
+                f"{list(src.method.networks)}) shares no network with method "
+                f"{self.method.name!r} ({list(self.method.networks)}); name them in "
+                "init_from.networks"
+            )
+        log.info("initialising %s from %s step %d (method %s)", list(names), workdir, src.step,
+                 src.method.name)  # fmt: skip
+        source = base.Source(src.method, src.state, src.workdir, src.step)
+        return self.method.init_networks(state, source, names)
 
     def meta(self) -> dict:
         return {
@@ -123,6 +141,20 @@ class Run:
 
     def evaluate(self, state) -> dict:
         return evaluation.evaluate(self.method, state, self.test, self.config)
+
+
+def init_spec(config) -> dict:
+    """``config.init_from`` as ``{workdir, networks, step}``: a ConfigDict with those keys,
+    or a plain workdir string (every shared network, latest step)."""
+    init = config.init_from
+    if isinstance(init, str):
+        return {"workdir": init, "networks": (), "step": None}
+    step = init.get("step", -1)
+    return {
+        "workdir": init.get("workdir", ""),
+        "networks": tuple(init.get("networks", ()) or ()),
+        "step": None if step is None or step < 0 else int(step),
+    }
 
 
 def make_train_step(method, mesh):

@@ -14,6 +14,7 @@ from posejax.core import skeleton as skel
 from posejax.data import augment as aug
 from posejax.training import data as data_lib
 from posejax.training import protocol, sharding, trainer
+from posejax.training import workdir as workdir_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -173,7 +174,7 @@ def test_end_to_end_smoke(tmp_path):
     summary = trainer.run(config, wd)
     assert np.isfinite(summary["eval/p1_best5"]) and "eval/p2_sbest8" in summary
     # Normalisation statistics come from the training split and travel in the checkpoint.
-    _, state, _ = protocol.restore(wd, config, sharding.make_mesh(1))
+    state = workdir_lib.restore(wd, mesh=sharding.make_mesh(1)).state
     stats = methods.get("mdn")(config).data_stats(data_lib.load_split(config, "train", None).host)
     jax.tree.map(np.testing.assert_allclose, jax.tree.map(np.asarray, state.norm), stats)
     result = protocol.evaluate_workdir(wd, stride=8)

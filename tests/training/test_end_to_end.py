@@ -11,6 +11,7 @@ import pytest
 
 from posejax.training import checkpoint as ckpt_lib
 from posejax.training import protocol, sharding, trainer
+from posejax.training import workdir as workdir_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -23,9 +24,7 @@ def load_config(name="baseline", arg="smoke"):
 
 
 def params_of(workdir, step=None):
-    config = protocol.load_config(workdir)
-    mesh = sharding.make_mesh(1)
-    _, state, _ = protocol.restore(workdir, config, mesh, step=step)
+    state = workdir_lib.restore(workdir, mesh=sharding.make_mesh(1), step=step).state
     return jax.tree.map(np.asarray, state.params)
 
 
