@@ -18,6 +18,9 @@ capability             meaning
                        in order)
 ``networks``           names of the networks in ``state.params`` (``init_from.networks``
                        and ``train.frozen`` name them)
+``freezable``          whether ``train.frozen`` may name some of them
+``config_file``        ``configs/<config_file>.py`` holds its ``:smoke`` variant (default:
+                       the name)
 =====================  ======================================================================
 
 Hooks (see ``Method`` below for the exact signatures): ``data_stats``, ``norm_template``,
@@ -59,6 +62,7 @@ class Method(Protocol):
     multi_hypothesis: ClassVar[bool]
     eval_unit: ClassVar[EvalUnit]
     networks: ClassVar[tuple[str, ...]]
+    config_file: ClassVar[str]
     config: Any
 
     def data_stats(self, train: device.PoseData) -> dict:
@@ -115,6 +119,9 @@ class MethodBase:
     networks: ClassVar[tuple[str, ...]] = ()
     # Networks the method can train while others stay frozen (``train.frozen``).
     freezable: ClassVar[bool] = False
+    # ``configs/<config_file>.py`` (default: the method's name) has the ``:smoke`` variant
+    # the registry-wide tests train.
+    config_file: ClassVar[str] = ""
 
     def __init__(self, config, mesh=None):
         self.config = config

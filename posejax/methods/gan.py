@@ -44,6 +44,7 @@ class GANMethod(base.MethodBase):
     predicted_joints = np.sort(WSGN)  # the 16 joints WSGN predicts (no spine)
     multi_hypothesis = True
     networks = (*GENERATOR, "critic")
+    config_file = "gan_gt"
 
     def __init__(self, config, mesh=None):
         super().__init__(config, mesh)

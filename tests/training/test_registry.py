@@ -1,0 +1,72 @@
+"""End to end for every registered method, on its ``:smoke`` config: train, checkpoint,
+resume bit-equal to an uninterrupted run, evaluate, load through the inference API, sample,
+reject bad input. A new method inherits this by its registry line and ``:smoke`` config."""
+
+import jax
+import numpy as np
+import pytest
+
+import posejax
+from posejax import methods
+from posejax.training import protocol, trainer
+from tests.helpers import params_of, smoke_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("name", sorted(methods.REGISTRY))
+def test_train_resume_evaluate_predict(tmp_path, name):
+    config = smoke_config(name)
+    config.train.update(num_steps=3, ckpt_every=1, eval_every=3, log_every=1)
+    trainer.run(config, tmp_path / "straight")
+    config.train.num_steps = 2  # stops after step 2 ...
+    trainer.run(config, tmp_path / "resumed")
+    config.train.num_steps = 3  # ... and resumes
+    summary = trainer.run(config, tmp_path / "resumed")
+    assert summary and all(np.isfinite(v) for v in summary.values())
+    a, b = params_of(tmp_path / "straight"), params_of(tmp_path / "resumed")
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+
+    result = protocol.evaluate_workdir(tmp_path / "resumed", stride=8, figure=False)
+    assert result["step"] == 3 and "step 3 (latest)" in result["manifest"]["checkpoint"]
+    assert all(np.isfinite(t["mean_of_actions"]) for t in result["tables"].values())
+
+    p = posejax.load_predictor(tmp_path / "resumed")
+    kp = np.asarray(p.state.norm and _test_kp(config))
+    hyps = p.sample(kp, 0, 5)
+    assert hyps.shape == (len(kp), 5, 17, 3) and p.lift(kp).shape == (len(kp), 17, 3)
+    assert p.multi_hypothesis == methods.get(name).multi_hypothesis
+    with pytest.raises(ValueError, match=r"\[B, 17, 2\]"):
+        p.lift(kp[:, :16])
+    bad = kp.copy()
+    bad[0, p.input_joints[0]] = np.nan
+    with pytest.raises(ValueError, match="NaN/inf"):
+        p.lift(bad)
+
+
+def _test_kp(config):
+    from posejax.data import synthpose
+
+    cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
+    r = synthpose.generate("test", config=cfg, subjects=["S9"], actions=["Walking"])[0]
+    return r.kp2d_gt[:5] if config.data.input_2d == "gt" else r.kp2d_det[:5]
+
+
+def test_second_evaluation_compiles_nothing(tmp_path, monkeypatch):
+    """The trainer evaluates with one jitted program per method: a second evaluation of the
+    same run compiles nothing (persistent compilation cache off)."""
+    monkeypatch.setattr(jax.config, "jax_enable_compilation_cache", False)
+    config = smoke_config("mdn")
+    config.train.num_steps = 1
+    run = trainer.Run(config, tmp_path / "run")
+    run.evaluate(run.state)
+    compiles = []
+    listener = lambda event, *a, **k: compiles.append(event) if "compile" in event else None  # noqa: E731
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        again = run.evaluate(run.state)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    run.ckpt.close()
+    assert np.isfinite(again["summary"]["eval/p1"])
+    assert not [e for e in compiles if "backend_compile" in e], compiles
