@@ -38,6 +38,9 @@ class Builder(tfds_io.SequenceBuilder):
     02_01.amc, for each subject of posejax.data.cmu.SPLITS (02, 10, 14, 16, 09, 13).
     """
 
+    def source_patterns(self) -> tuple[str, ...]:
+        return ("*.asf", "*.amc")
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         directory = self._manual_dir(dl_manager)
         for split in sources.SPLITS:  # fail before writing anything

@@ -64,6 +64,11 @@ class Builder(tfds_io.SequenceBuilder):
       data_2d_h36m_<name>.npz (for config <name>, e.g. cpn_ft_h36m_dbb)
     """
 
+    def source_patterns(self) -> tuple[str, ...]:
+        # Only the config's files: adding another detection file leaves this build valid.
+        detections = self.builder_config.detections
+        return (sources.H36M_3D_FILE, *([sources.h36m_2d_file(detections)] if detections else []))
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         directory = self._manual_dir(dl_manager)
         detections = self.builder_config.detections

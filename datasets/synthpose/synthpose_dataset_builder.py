@@ -19,7 +19,7 @@ import functools
 
 import tensorflow_datasets as tfds
 
-from posejax.data import sources, synthpose, tfds_io
+from posejax.data import provenance, sources, synthpose, tfds_io
 
 
 @dataclasses.dataclass(eq=False)
@@ -48,6 +48,13 @@ class Builder(tfds_io.SequenceBuilder):
         "Procedural Human3.6M-like data: 17-joint bodies, parametric motions at 50 fps, "
         "four Human3.6M cameras, exact and detector-like 2D keypoints."
     )
+
+    def describe_source(self, manual_dir) -> dict:
+        del manual_dir  # Generated: the source is the generator's parameters.
+        cfg = self.builder_config
+        return provenance.generator_source(
+            seed=cfg.seed, synthpose=dataclasses.asdict(cfg.synthpose)
+        )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         del dl_manager  # Nothing to download: generated from the seed.

@@ -2,8 +2,9 @@
 
 ``SOURCES[name](split, **kwargs)`` calls the source itself (no TFDS, fast in tests);
 ``load(name, split, via_tfds=True, ...)`` reads the prepared TFDS dataset instead
-(``posejax.data.tfds_io.load_records``), building it first if needed. The TFDS builders
-in ``datasets/`` call the same functions, so both paths give the same records.
+(``posejax.data.tfds_io.load_records``), building it first if needed, one build per
+source folder (see ``tfds_io``'s docstring). The TFDS builders in ``datasets/`` call the
+same functions, so both paths give the same records.
 
 Manual-dir layouts (the same for the direct call and for ``tfds build --manual_dir``):
 

@@ -11,11 +11,28 @@ The builders live next to the package, in ``datasets/<name>/<name>_dataset_build
 from here, so the writer and the reader share one feature definition. Build from the
 command line without TensorFlow with ``python -m posejax.data.tfds_io build <name>
 [--config=...] [--data_dir=...] [--manual_dir=...]`` (see ``main``).
+
+Each build records its source in ``posejax_source.json`` next to TFDS's
+``dataset_info.json`` (``posejax.data.provenance``): for h36m and cmu_mocap the manual
+folder (resolved), the names and sizes of the files the build reads (h36m: the config's
+npz files; cmu_mocap: ``*.asf``, ``*.amc``) and a fingerprint of those; for SynthPose the
+generator's seed and config. ``load_records`` fingerprints the requested source (one
+``stat`` per file, contents are not hashed) and reads the build with that fingerprint:
+``<data_dir>/<name>/<config>/<version>`` (TFDS's place, taken by the first build) if
+its record matches, else ``<data_dir>/by_source/<fingerprint>/<name>/...``, building
+it there if absent. So two folders, or one folder before and after a file changed size,
+each get a build, kept side by side; the log says which is read or built. A build
+without a record (an older posejax) counts as another source. With ``manual_dir=None``
+and no source files in ``<data_dir>/downloads/manual`` there is nothing to compare, and
+the build in TFDS's place is read whatever its source. ``download_and_prepare`` (and so
+the ``build`` command) refuses to reuse a build of another source: the error names both
+and the ``--data_dir`` to build into instead.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import pathlib
 import sys
 from collections.abc import Callable, Iterator
@@ -25,12 +42,18 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from posejax.core import skeleton as skel
+from posejax.data import provenance
 from posejax.data.records import SequenceRecord
+
+log = logging.getLogger(__name__)
 
 # The repository's `datasets/` folder (an editable install keeps it next to `posejax/`).
 DATASETS_DIR = pathlib.Path(__file__).resolve().parents[2] / "datasets"
 NAMES = ("synthpose", "h36m", "cmu_mocap")
 FILE_FORMAT = "array_record"
+# Builds of a source other than the one in `<data_dir>/<name>/...` live in
+# `<data_dir>/by_source/<fingerprint>/<name>/...` (the same TFDS layout one level down).
+BY_SOURCE_DIR = "by_source"
 
 _J = skel.NUM_JOINTS
 _TEXT_FIELDS = ("subject", "action", "sequence", "camera")
@@ -157,6 +180,68 @@ class SequenceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         except AssertionError as e:  # TFDS's error names the dir and the instructions.
             raise FileNotFoundError(str(e)) from e
 
+    def source_patterns(self) -> tuple[str, ...]:
+        """Globs of the manual-dir files the build reads: what the fingerprint covers."""
+        return ("*",)
+
+    def describe_source(self, manual_dir: epath.PathLike | None) -> dict:
+        """The ``provenance`` record of a build from ``manual_dir``.
+
+        Generated datasets (no manual dir) override this to record their parameters.
+        """
+        return provenance.folder_source(manual_dir, self.source_patterns())
+
+    def requested_source(
+        self, manual_dir: epath.PathLike | None = None, download_dir: epath.PathLike | None = None
+    ) -> dict | None:
+        """The record a build with these arguments would have; ``None``: nothing to compare.
+
+        ``manual_dir=None`` stands for TFDS's default ``<download_dir>/manual``; where that
+        holds none of the source files there is nothing to compare (a reader of a
+        prepared dataset), so this returns ``None``.
+        """
+        if not self.MANUAL_DOWNLOAD_INSTRUCTIONS:
+            return self.describe_source(None)
+        default = epath.Path(download_dir or self.data_dir_root / "downloads") / "manual"
+        source = self.describe_source(manual_dir or default)
+        return source if source["files"] or manual_dir else None
+
+    def recorded_source(self) -> dict | None:
+        """The record of the prepared build in ``data_path``; ``None`` if none."""
+        return provenance.read(self.data_path) if self.is_prepared() else None
+
+    def download_and_prepare(self, *, download_dir=None, download_config=None, **kwargs):
+        """TFDS's, refusing to reuse a build of another source (``tfds build`` too).
+
+        Raises:
+          ValueError: the dataset is prepared from a source other than the requested
+            one; the message names both and the ``--data_dir`` that keeps them apart.
+        """
+        download_config = download_config or tfds.download.DownloadConfig()
+        if self.is_prepared() and not download_config.download_mode.overwrite_dataset:
+            wanted = self.requested_source(download_config.manual_dir, download_dir)
+            found = self.recorded_source()
+            if wanted is not None and not provenance.same(found, wanted):
+                keyed = self.data_dir_root / BY_SOURCE_DIR / wanted["fingerprint"]
+                raise ValueError(
+                    f"{self.name}: {self.data_path} holds a build of "
+                    f"{provenance.describe(found)}, not of the requested "
+                    f"{provenance.describe(wanted)}. Build the requested source into its "
+                    f"own place with --data_dir={keyed} (what tfds_io.load_records does "
+                    "by itself), or replace the old build with --overwrite"
+                )
+        super().download_and_prepare(
+            download_dir=download_dir, download_config=download_config, **kwargs
+        )
+
+    def _download_and_prepare(self, dl_manager, download_config=None):
+        # Recorded before reading (the source as the build found it), written into the
+        # incomplete dir that TFDS renames into place once every split is written.
+        manual = self._manual_dir(dl_manager) if self.MANUAL_DOWNLOAD_INSTRUCTIONS else None
+        source = self.describe_source(manual)
+        super()._download_and_prepare(dl_manager, download_config)
+        provenance.write(self.data_path, source)
+
     def _generate_examples(self, load: Callable[[], list[SequenceRecord]]):
         # Called lazily, so only one split's records are in memory at a time.
         yield from generate_examples(load())
@@ -204,6 +289,80 @@ def builder(
     return cls(data_dir=data_dir, config=config, file_format=FILE_FORMAT)
 
 
+def _not_prepared(target: tfds.core.DatasetBuilder, wanted: dict | None, why: str) -> str:
+    flags = f" --config={target.builder_config.name}" if target.builder_config else ""
+    flags += f" --data_dir={target.data_dir_root}"
+    if target.MANUAL_DOWNLOAD_INSTRUCTIONS:
+        flags += f" --manual_dir={wanted['folder'] if wanted else '<dir>'}"
+    return (
+        f"TFDS dataset {target.name} is not prepared in {target.data_path}{why}; build it "
+        f"with `python -m posejax.data.tfds_io build {target.name}{flags}` (or `tfds build "
+        f"{DATASETS_DIR / target.name}{flags}` with TensorFlow installed), or pass "
+        "build_if_missing=True"
+    )
+
+
+def prepared_builder(
+    name: str,
+    *,
+    data_dir: str | pathlib.Path | None = None,
+    config: str | tfds.core.BuilderConfig | None = None,
+    manual_dir: str | pathlib.Path | None = None,
+    build_if_missing: bool = True,
+) -> tfds.core.DatasetBuilder:
+    """The builder of the build of the requested source, building it if absent.
+
+    The build in ``<data_dir>/<name>/...`` is used when its recorded source has the
+    requested fingerprint; otherwise the one in ``<data_dir>/by_source/<fingerprint>``.
+    A missing build goes to the first of the two that is free. Arguments as in
+    ``load_records``.
+    """
+    b = builder(name, data_dir=data_dir, config=config)
+    prepared = b.is_prepared()
+    found = provenance.read(b.data_path) if prepared else None
+    wanted = b.requested_source(manual_dir)
+    if wanted is None or provenance.same(found, wanted):  # None: no manual dir to compare
+        if prepared:
+            log.info("%s: reading %s, built from %s", name, b.data_path, provenance.describe(found))
+            return b
+        target, why = b, ""
+    else:
+        keyed = builder(
+            name, data_dir=b.data_dir_root / BY_SOURCE_DIR / wanted["fingerprint"], config=config
+        )
+        keyed_found = keyed.recorded_source()
+        if provenance.same(keyed_found, wanted):
+            log.info(
+                "%s: reading %s, built from %s", name, keyed.data_path,
+                provenance.describe(keyed_found),
+            )  # fmt: skip
+            return keyed
+        target, why = b, ""
+        if prepared:  # TFDS's place holds another source: build beside it.
+            target = keyed
+            why = (
+                f" for {provenance.describe(wanted)} ({b.data_path} holds a build of "
+                f"{provenance.describe(found)})"
+            )
+    if not build_if_missing:
+        raise FileNotFoundError(_not_prepared(target, wanted, why))
+    (log.warning if why else log.info)(
+        "%s: building %s%s", name, target.data_path, why or f" from {provenance.describe(wanted)}"
+    )
+    folder = wanted["folder"] if wanted and wanted["kind"] == "manual_dir" else manual_dir
+    # The folder as resolved and the download dir of `<data_dir>`: TFDS would default
+    # both to `<by_source dir>/downloads` for a separate build.
+    download_config = tfds.download.DownloadConfig(
+        manual_dir=None if folder is None else str(folder)
+    )
+    target.download_and_prepare(
+        download_dir=b.data_dir_root / "downloads",
+        download_config=download_config,
+        file_format=FILE_FORMAT,
+    )
+    return target
+
+
 def load_records(
     name: str,
     split: str,
@@ -215,6 +374,10 @@ def load_records(
 ) -> list[SequenceRecord]:
     """Reads a split of a posejax TFDS dataset into records, building it if absent.
 
+    Each source (manual folder's file names and sizes, or generator parameters) gets
+    its own build (see the module docstring), so a build is never read for another
+    source.
+
     Args:
       name: one of ``NAMES`` (``'synthpose'``, ``'h36m'``, ``'cmu_mocap'``).
       split: ``'train'`` or ``'test'`` (any TFDS split string, e.g. ``'train[:10]'``).
@@ -223,9 +386,10 @@ def load_records(
       config: builder config name (e.g. ``'small'``, ``'cpn_ft_h36m_dbb'``); ``None``
         uses the builder's default.
       manual_dir: where h36m / cmu_mocap find their source files; ``None`` uses
-        ``<data_dir>/downloads/manual``.
-      build_if_missing: run ``download_and_prepare`` when the dataset is not prepared;
-        if false, a missing dataset raises ``FileNotFoundError``.
+        ``<data_dir>/downloads/manual`` (and, where that has no source files, reads
+        the build in ``<data_dir>/<name>`` whatever its source).
+      build_if_missing: run ``download_and_prepare`` when the requested source has no
+        build; if false, that raises ``FileNotFoundError``.
 
     Returns:
       The split's records in the order the source produced them.
@@ -235,22 +399,10 @@ def load_records(
       FileNotFoundError: not prepared and ``build_if_missing`` is false, or a manual-dir
         source file is missing (the message names the directory and the files).
     """
-    b = builder(name, data_dir=data_dir, config=config)
-    if not b.is_prepared():
-        if not build_if_missing:
-            flags = f" --config={b.builder_config.name}" if b.builder_config else ""
-            flags += f" --data_dir={b.data_dir_root}"
-            flags += " --manual_dir=<dir>" if b.MANUAL_DOWNLOAD_INSTRUCTIONS else ""
-            raise FileNotFoundError(
-                f"TFDS dataset {name} is not prepared in {b.data_path}; build it with "
-                f"`python -m posejax.data.tfds_io build {name}{flags}` (or `tfds build "
-                f"{DATASETS_DIR / name}{flags}` with TensorFlow installed), or pass "
-                "build_if_missing=True"
-            )
-        download_config = tfds.download.DownloadConfig(
-            manual_dir=None if manual_dir is None else str(manual_dir)
-        )
-        b.download_and_prepare(download_config=download_config, file_format=FILE_FORMAT)
+    b = prepared_builder(
+        name, data_dir=data_dir, config=config, manual_dir=manual_dir,
+        build_if_missing=build_if_missing,
+    )  # fmt: skip
     base_split = split.split("[", 1)[0]
     if base_split not in b.info.splits:
         raise ValueError(

@@ -5,6 +5,8 @@ files written here), read back through ``tfds_io.load_records`` and compared wit
 source called directly (``posejax.data.sources``).
 """
 
+import json
+import logging
 import os
 import pathlib
 import shutil
@@ -14,8 +16,9 @@ import textwrap
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
-from posejax.data import h36m, sources, tfds_io
+from posejax.data import h36m, provenance, sources, tfds_io
 from posejax.data.records import SequenceRecord
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -61,10 +64,10 @@ def test_example_roundtrip_through_feature_serialization(det):
 # --- Human3.6M: tiny VideoPose3D npz files -------------------------------------------
 
 
-def write_h36m(directory: pathlib.Path, detections: str) -> None:
+def write_h36m(directory: pathlib.Path, detections: str, frames=(6, 4)) -> pathlib.Path:
     """``data_3d_h36m.npz`` and ``data_2d_h36m_<detections>.npz`` for the 7 subjects."""
     rng = np.random.default_rng(0)
-    seqs = {"Walking 1": 6, "Eating": 4}  # variable T per sequence
+    seqs = dict(zip(("Walking 1", "Eating"), frames, strict=True))  # variable T per sequence
     pos3d, pos2d = {}, {}
     for s in h36m.SUBJECTS["train"] + h36m.SUBJECTS["test"]:
         pos3d[s] = {q: rng.normal(0, 0.3, (t, 32, 3)) + [0, 0, 1] for q, t in seqs.items()}
@@ -75,6 +78,7 @@ def write_h36m(directory: pathlib.Path, detections: str) -> None:
     np.savez_compressed(
         directory / f"data_2d_h36m_{detections}.npz", positions_2d=pos2d, metadata=meta
     )
+    return directory
 
 
 @pytest.fixture(scope="module")
@@ -163,16 +167,20 @@ def _amc(frames: int, seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.fixture(scope="module")
-def cmu_manual_dir(tmp_path_factory):
-    """One 12- or 24-frame take (120 fps) per subject of ``cmu.SPLITS``."""
+def write_cmu(directory: pathlib.Path, frames: int = 12) -> pathlib.Path:
+    """One ``frames``- or ``2 * frames``-frame take (120 fps) per subject of ``cmu.SPLITS``."""
     from posejax.data import cmu
 
-    directory = tmp_path_factory.mktemp("cmu_manual")
+    directory.mkdir(parents=True, exist_ok=True)
     for k, subject in enumerate(cmu.SPLITS["train"] + cmu.SPLITS["test"]):
         (directory / f"{subject}.asf").write_text(_asf())
-        (directory / f"{subject}_01.amc").write_text(_amc(12 * (1 + k % 2), seed=k))
+        (directory / f"{subject}_01.amc").write_text(_amc(frames * (1 + k % 2), seed=k))
     return directory
+
+
+@pytest.fixture(scope="module")
+def cmu_manual_dir(tmp_path_factory):
+    return write_cmu(tmp_path_factory.mktemp("cmu_manual"))
 
 
 def test_cmu_builder_matches_source(tmp_path, cmu_manual_dir):
@@ -193,6 +201,157 @@ def test_cmu_missing_subject_names_dir_and_files(tmp_path, cmu_manual_dir):
     with pytest.raises(FileNotFoundError, match=r"13\.asf") as e:
         sources.load("cmu_mocap", "test", via_tfds=True, data_dir=tmp_path, manual_dir=manual)
     assert str(manual) in str(e.value)
+
+
+# --- one build per source --------------------------------------------------------------
+
+CMU_PATTERNS = ("*.asf", "*.amc")
+
+
+@pytest.fixture
+def builds(monkeypatch):
+    """The TFDS data dir of every build the test runs, in order."""
+    calls = []
+    original = tfds_io.SequenceBuilder._download_and_prepare
+
+    def counted(self, dl_manager, download_config=None):
+        calls.append(pathlib.Path(os.fspath(self.data_dir_root)))
+        return original(self, dl_manager, download_config)
+
+    monkeypatch.setattr(tfds_io.SequenceBuilder, "_download_and_prepare", counted)
+    return calls
+
+
+def _cmu(data_dir, folder, **kwargs):
+    return tfds_io.load_records("cmu_mocap", "test", data_dir=data_dir, manual_dir=folder, **kwargs)
+
+
+def test_cmu_each_folder_gets_its_own_build(tmp_path, cmu_manual_dir, builds, caplog):
+    folder_a, folder_b = cmu_manual_dir, write_cmu(tmp_path / "cmu_b", frames=18)
+    want_a = sources.cmu_records("test", directory=folder_a)
+    want_b = sources.cmu_records("test", directory=folder_b)
+    assert [r.num_frames for r in want_a] != [r.num_frames for r in want_b]
+    data = tmp_path / "tfds"
+    assert_records_equal(_cmu(data, folder_a), want_a)
+    with caplog.at_level(logging.INFO, logger="posejax"):
+        assert_records_equal(_cmu(data, folder_b), want_b)
+    assert str(folder_a.resolve()) in caplog.text and str(folder_b.resolve()) in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="posejax"):
+        assert_records_equal(_cmu(data, folder_a), want_a)
+        assert_records_equal(_cmu(data, folder_b), want_b)
+    assert "reading" in caplog.text and "building" not in caplog.text
+    fp_b = provenance.folder_source(folder_b, CMU_PATTERNS)["fingerprint"]
+    assert builds == [data, data / "by_source" / fp_b]  # A and B once each
+    assert sorted(os.listdir(data / "by_source")) == [fp_b]
+    record = provenance.read(data / "cmu_mocap" / "1.0.0")
+    assert record["folder"] == str(folder_a.resolve())
+    assert record["files"] == sorted([p.name, p.stat().st_size] for p in folder_a.iterdir())
+    assert record == provenance.folder_source(folder_a, CMU_PATTERNS)
+
+
+def test_cmu_changed_file_size_builds_again(tmp_path, cmu_manual_dir, builds):
+    data = tmp_path / "tfds"
+    folder = data / "downloads" / "manual"  # TFDS's default manual dir: manual_dir=None
+    shutil.copytree(cmu_manual_dir, folder)
+    _cmu(data, None)
+    (folder / "09_01.amc").write_text(_amc(30, seed=99))  # same name, another size
+    assert_records_equal(_cmu(data, None), sources.cmu_records("test", directory=folder))
+    assert_records_equal(_cmu(data, None), sources.cmu_records("test", directory=folder))
+    fp = provenance.folder_source(folder, CMU_PATTERNS)["fingerprint"]
+    assert builds == [data, data / "by_source" / fp]
+    assert not (data / "by_source" / fp / "downloads").exists()
+
+
+def test_build_without_recorded_source_is_not_reused(tmp_path, cmu_manual_dir, builds, caplog):
+    _cmu(tmp_path, cmu_manual_dir)
+    (tmp_path / "cmu_mocap" / "1.0.0" / provenance.SOURCE_FILE).unlink()  # an older build
+    with caplog.at_level(logging.INFO, logger="posejax"):
+        got = _cmu(tmp_path, cmu_manual_dir)
+    assert_records_equal(got, sources.cmu_records("test", directory=cmu_manual_dir))
+    assert "older posejax" in caplog.text
+    fp = provenance.folder_source(cmu_manual_dir, CMU_PATTERNS)["fingerprint"]
+    assert builds == [tmp_path, tmp_path / "by_source" / fp]
+
+
+def test_other_source_not_built_names_both(tmp_path, cmu_manual_dir):
+    folder_b = write_cmu(tmp_path / "cmu_b", frames=18)
+    _cmu(tmp_path, cmu_manual_dir)
+    with pytest.raises(FileNotFoundError, match="by_source") as e:
+        _cmu(tmp_path, folder_b, build_if_missing=False)
+    for folder in (cmu_manual_dir, folder_b):
+        assert str(folder.resolve()) in str(e.value)
+        assert provenance.folder_source(folder, CMU_PATTERNS)["fingerprint"] in str(e.value)
+    # Without a manual dir there is nothing to compare: the prepared build is read.
+    got = tfds_io.load_records("cmu_mocap", "test", data_dir=tmp_path, build_if_missing=False)
+    assert_records_equal(got, sources.cmu_records("test", directory=cmu_manual_dir))
+
+
+def test_download_and_prepare_refuses_other_source(tmp_path, cmu_manual_dir):
+    folder_b = write_cmu(tmp_path / "cmu_b", frames=18)
+    _cmu(tmp_path, cmu_manual_dir)
+    b = tfds_io.builder("cmu_mocap", data_dir=tmp_path)
+    same = tfds.download.DownloadConfig(manual_dir=str(cmu_manual_dir))
+    b.download_and_prepare(download_config=same)  # the same source: reused
+    other = tfds.download.DownloadConfig(manual_dir=str(folder_b))
+    with pytest.raises(ValueError, match="--data_dir=.*by_source") as e:
+        b.download_and_prepare(download_config=other)
+    assert str(cmu_manual_dir.resolve()) in str(e.value) and str(folder_b.resolve()) in str(e.value)
+
+
+def test_h36m_each_folder_gets_its_own_build(tmp_path, h36m_dir, builds):
+    config, detections = "cpn_ft_h36m_dbb", "cpn_ft_h36m_dbb"
+    folder_b = write_h36m(tmp_path / "h36m_b", detections, frames=(8, 5))
+    data = tmp_path / "tfds"
+
+    def check(folder):
+        got = tfds_io.load_records("h36m", "test", data_dir=data, config=config, manual_dir=folder)
+        want = sources.h36m_records("test", directory=folder, detections=detections)
+        assert_records_equal(got, want)
+        return {r.num_frames for r in got}
+
+    assert check(h36m_dir) == {4, 6}
+    assert check(folder_b) == {5, 8}
+    assert check(h36m_dir) == {4, 6}
+    fp_b = provenance.folder_source(
+        folder_b, ("data_3d_h36m.npz", f"data_2d_h36m_{detections}.npz")
+    )["fingerprint"]
+    assert builds == [data, data / "by_source" / fp_b]
+    assert (data / "by_source" / fp_b / "h36m" / config / "1.0.0").is_dir()
+
+
+def test_h36m_fingerprint_covers_the_config_files_only(tmp_path, h36m_dir, builds):
+    folder = tmp_path / "h36m"
+    shutil.copytree(h36m_dir, folder)
+    load = lambda: tfds_io.load_records("h36m", "test", data_dir=tmp_path, manual_dir=folder)  # noqa: E731
+    load()  # config 'gt': data_3d_h36m.npz only
+    shutil.copy(folder / "data_2d_h36m_cpn_ft_h36m_dbb.npz", folder / "data_2d_h36m_x.npz")
+    load()
+    assert builds == [tmp_path]
+    write_h36m(folder, "cpn_ft_h36m_dbb", frames=(3, 2))
+    assert {r.num_frames for r in load()} == {2, 3}
+    assert len(builds) == 2
+
+
+def test_synthpose_records_generator_and_rebuilds_on_change(tmp_path, builds, caplog):
+    read = lambda: tfds_io.load_records("synthpose", "test[:3]", data_dir=tmp_path, config="small")  # noqa: E731
+    read()
+    version_dir = tmp_path / "synthpose" / "small" / "1.0.0"
+    record = provenance.read(version_dir)
+    cfg = tfds_io.builder_class("synthpose").builder_configs["small"]
+    assert record["params"]["seed"] == cfg.seed == 0
+    assert record["params"]["synthpose"]["frames_per_sequence"] == 50
+    read()
+    assert builds == [tmp_path]
+    # A build from other generator parameters (e.g. the builder config edited since).
+    record["params"]["seed"] = 1
+    record["fingerprint"] = provenance.fingerprint(record["params"])
+    (version_dir / provenance.SOURCE_FILE).write_text(json.dumps(record))
+    with caplog.at_level(logging.INFO, logger="posejax"):
+        assert_records_equal(read(), synthpose_small("test")[:3])
+    assert record["fingerprint"] in caplog.text
+    want = provenance.generator_source(seed=0, synthpose=record["params"]["synthpose"])
+    assert builds == [tmp_path, tmp_path / "by_source" / want["fingerprint"]]
 
 
 # --- reader and registry ---------------------------------------------------------------
@@ -283,7 +442,22 @@ def test_command_line_build(tmp_path):
     _run([*cmd, f"--data_dir={tmp_path}"], cwd=tmp_path)
     shards = list((tmp_path / "synthpose" / "small" / "1.0.0").glob("*.array_record-*"))
     assert len(shards) == 2
+    record = provenance.read(tmp_path / "synthpose" / "small" / "1.0.0")
+    assert record["kind"] == "generator" and record["params"]["seed"] == 0
     got = tfds_io.load_records(
         "synthpose", "test", data_dir=tmp_path, config="small", build_if_missing=False
     )
     assert_records_equal(got, synthpose_small("test"))
+
+
+def test_command_line_build_refuses_other_source(tmp_path, cmu_manual_dir):
+    folder_b = write_cmu(tmp_path / "cmu_b", frames=18)
+    _cmu(tmp_path, cmu_manual_dir)
+    cmd = [sys.executable, "-m", "posejax.data.tfds_io", "build", "cmu_mocap"]
+    args = [f"--data_dir={tmp_path}", f"--manual_dir={folder_b}"]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(
+        [*cmd, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode != 0
+    assert str(folder_b.resolve()) in proc.stderr and "by_source" in proc.stderr
