@@ -41,6 +41,7 @@ def base(method: str) -> ml_collections.ConfigDict:
         ckpt_every=10_000,
         keep=2,
         tensorboard=True,
+        frozen=(),  # networks not trained (no gradients, no optimizer state); freezable methods
     )
     c.eval = dict(
         protocol="standard",
@@ -50,7 +51,9 @@ def base(method: str) -> ml_collections.ConfigDict:
         best_metric="eval/p1",
     )
     c.mesh = dict(data=-1)  # devices on the 'data' axis; -1 = all
-    c.init_from = ""  # a workdir or checkpoints/ directory to take parameters from
+    # Staged initialisation: networks (default: every network both methods have) of another
+    # run's step (-1: latest), whatever its method; used when the workdir has no checkpoint.
+    c.init_from = dict(workdir="", networks=(), step=-1)
     return c
 
 

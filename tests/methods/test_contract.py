@@ -24,7 +24,9 @@ def built(request):
     config = smoke_config(name)
     method = methods.get(name)(config)
     cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
-    records = synthpose.generate("train", config=cfg, subjects=["S1"], actions=["Walking", "Sitting"])
+    records = synthpose.generate(
+        "train", config=cfg, subjects=["S1"], actions=["Walking", "Jumping"]
+    )
     ds = device.DeviceDataset.from_records(records, input_2d=config.data.input_2d)
     state = method.create_state(jax.random.key(0), method.data_stats(ds.host))
     batch = jax.tree.map(lambda x: x[:B], ds.data)
@@ -67,7 +69,7 @@ def test_hooks_and_shapes(built):
     hyps = method.sample(state, batch.kp2d, jax.random.key(1), S)
     assert hyps.shape == (B, S, 17, 3)
     spread = float(np.asarray(hyps).std(axis=1).max())
-    assert (spread > 0) == method.multi_hypothesis
+    assert (spread > 1e-2) == method.multi_hypothesis
     new, metrics = jax.jit(method.train_step)(state, ds.data, jax.random.key(2))
     assert int(new.step) == 1 and all(np.isfinite(float(v)) for v in metrics.values())
     assert all(k.startswith("train/") for k in metrics)

@@ -133,7 +133,7 @@ def test_init_from(tmp_path):
     config = load_config()
     config.train.num_steps = 2
     trainer.run(config, tmp_path / "src")
-    config.init_from = str(tmp_path / "src")
+    config.init_from.workdir = str(tmp_path / "src")
     config.train.num_steps = 1
     config.optim.lr = 0.0
     trainer.run(config, tmp_path / "dst")
