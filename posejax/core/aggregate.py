@@ -37,7 +37,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from posejax.core import camera
+from posejax.core.camera import as_intrinsics, h36m_mean_intrinsics, normalized_coordinates
+
+__all__ = ["as_intrinsics", "h36m_mean_intrinsics", "normalized_coordinates", "aggregate"]
 
 METHODS = ("mean", "median", "reproj_pose", "reproj_joint", "select_joint", "select_pose")
 REPROJECTION_METHODS = METHODS[2:]
@@ -45,51 +49,6 @@ REPROJECTION_METHODS = METHODS[2:]
 # (training subjects, every 64th frame, S = 100, gan and mdn :quick): best P1 and P2 of
 # reproj_pose for both; see docs_inference.md.
 DEFAULT_TEMPERATURE = 0.02
-
-
-def as_intrinsics(camera) -> jax.Array:
-    """``camera`` -> ``[..., 4]`` or ``[..., 9]`` float32 intrinsics.
-
-    Accepts a ``posejax.core.camera.Camera`` (its 9 packed parameters), or an array of
-    ``(fx, fy, cx, cy)`` or ``(fx, fy, cx, cy, k1, k2, k3, p1, p2)`` (px), optionally with
-    a leading batch axis.
-    """
-    k = getattr(camera, "intrinsics", camera)
-    k = jnp.asarray(k, jnp.float32)
-    if k.shape[-1:] not in ((4,), (9,)):
-        raise ValueError(
-            f"expected intrinsics [..., 4] (fx, fy, cx, cy) or [..., 9] (with distortion), "
-            f"found shape {k.shape}"
-        )
-    return k
-
-
-def undistort(xy, intrinsics, iters: int = 5):
-    """Inverts Human3.6M's distortion (``camera.project``) by fixed-point iteration.
-
-    Args:
-      xy: ``[..., J, 2]`` distorted normalised coordinates ``((u - cx) / fx, ...)``.
-      intrinsics: ``[..., 9]``.
-
-    Returns:
-      ``[..., J, 2]`` undistorted normalised coordinates.
-    """
-    k = intrinsics[..., None, :]
-    p = k[..., 7:9]
-    uv = xy
-    for _ in range(iters):
-        r2 = jnp.sum(uv**2, axis=-1, keepdims=True)
-        radial = 1 + k[..., 4:5] * r2 + k[..., 5:6] * r2**2 + k[..., 6:7] * r2**3
-        tan = jnp.sum(p * uv, axis=-1, keepdims=True)
-        uv = (xy - p * r2) / (radial + tan)
-    return uv
-
-
-def normalized_coordinates(kp2d, intrinsics):
-    """Pixels ``[..., J, 2]`` -> undistorted normalised camera coordinates ``[..., J, 2]``."""
-    k = as_intrinsics(intrinsics)
-    xy = (kp2d - k[..., None, 2:4]) / k[..., None, 0:2]
-    return undistort(xy, k) if k.shape[-1] == 9 else xy
 
 
 def fit_root_translation(pose_rel, xy, weights=None, passes: int = 2, min_depth: float = 100.0):
@@ -258,16 +217,6 @@ def aggregate(
     return jnp.take_along_axis(hyps, best[:, None, :, None], axis=1)[:, 0]
 
 
-def h36m_mean_intrinsics() -> np.ndarray:
-    """Mean Human3.6M intrinsics ``(fx, fy, cx, cy)`` px, no distortion."""
-    from posejax.core import h36m_cameras
-
-    cams = h36m_cameras.INTRINSICS
-    f = np.mean([c["focal_length"] for c in cams], axis=0)
-    c = np.mean([c["center"] for c in cams], axis=0)
-    return np.concatenate([f, c]).astype(np.float32)
-
-
 def project_fitted(pose_rel, kp2d, intrinsics, visible=None):
     """Projects root-relative poses ``[B, J, 3]`` mm after fitting their root translation
     to ``kp2d [B, J, 2]`` px (with distortion when ``intrinsics`` has 9 values).
@@ -275,12 +224,8 @@ def project_fitted(pose_rel, kp2d, intrinsics, visible=None):
     Returns:
       ``[B, J, 2]`` px.
     """
-    from posejax.core import camera
-
     k = as_intrinsics(intrinsics)
     k = jnp.broadcast_to(k, (pose_rel.shape[0],) + k.shape[-1:])
     _, t = reprojection_errors(pose_rel[:, None], kp2d, k, visible)
     points = pose_rel + t[:, 0, None, :]
-    if k.shape[-1] == 9:
-        return camera.project(points, k)
-    return points[..., :2] / jnp.maximum(points[..., 2:3], 1.0) * k[:, None, :2] + k[:, None, 2:]
+    return camera.project_pinhole(points, k)

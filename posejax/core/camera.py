@@ -1,4 +1,6 @@
-"""Cameras: Human3.6M parameters, world <-> camera, perspective projection with distortion.
+"""Cameras: Human3.6M parameters, world <-> camera, perspective projection with distortion,
+its inverse to normalised camera coordinates, weak perspective. All camera maths of
+posejax lives here.
 
 Conventions (the ones VideoPose3D uses with these parameter values):
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -144,6 +147,69 @@ def project(points, intrinsics, distort: bool = True, min_depth: float = 1.0):
         tan = xp.sum(p * uv, axis=-1, keepdims=True)
         uv = uv * (radial + tan) + p * r2
     return f * uv + c
+
+
+def as_intrinsics(camera) -> jax.Array:
+    """``camera`` -> ``[..., 4]`` or ``[..., 9]`` float32 intrinsics.
+
+    Accepts a ``posejax.core.camera.Camera`` (its 9 packed parameters), or an array of
+    ``(fx, fy, cx, cy)`` or ``(fx, fy, cx, cy, k1, k2, k3, p1, p2)`` (px), optionally with
+    a leading batch axis.
+    """
+    k = getattr(camera, "intrinsics", camera)
+    k = jnp.asarray(k, jnp.float32)
+    if k.shape[-1:] not in ((4,), (9,)):
+        raise ValueError(
+            f"expected intrinsics [..., 4] (fx, fy, cx, cy) or [..., 9] (with distortion), "
+            f"found shape {k.shape}"
+        )
+    return k
+
+
+def undistort(xy, intrinsics, iters: int = 5):
+    """Inverts Human3.6M's distortion (``camera.project``) by fixed-point iteration.
+
+    Args:
+      xy: ``[..., J, 2]`` distorted normalised coordinates ``((u - cx) / fx, ...)``.
+      intrinsics: ``[..., 9]``.
+
+    Returns:
+      ``[..., J, 2]`` undistorted normalised coordinates.
+    """
+    k = intrinsics[..., None, :]
+    p = k[..., 7:9]
+    uv = xy
+    for _ in range(iters):
+        r2 = jnp.sum(uv**2, axis=-1, keepdims=True)
+        radial = 1 + k[..., 4:5] * r2 + k[..., 5:6] * r2**2 + k[..., 6:7] * r2**3
+        tan = jnp.sum(p * uv, axis=-1, keepdims=True)
+        uv = (xy - p * r2) / (radial + tan)
+    return uv
+
+
+def normalized_coordinates(kp2d, intrinsics):
+    """Pixels ``[..., J, 2]`` -> undistorted normalised camera coordinates ``[..., J, 2]``."""
+    k = as_intrinsics(intrinsics)
+    xy = (kp2d - k[..., None, 2:4]) / k[..., None, 0:2]
+    return undistort(xy, k) if k.shape[-1] == 9 else xy
+
+
+def h36m_mean_intrinsics() -> np.ndarray:
+    """Mean Human3.6M intrinsics ``(fx, fy, cx, cy)`` px, no distortion."""
+    cams = h36m_cameras.INTRINSICS
+    f = np.mean([c["focal_length"] for c in cams], axis=0)
+    c = np.mean([c["center"] for c in cams], axis=0)
+    return np.concatenate([f, c]).astype(np.float32)
+
+
+def project_pinhole(points, intrinsics, min_depth: float = 1.0):
+    """``points [..., J, 3]`` mm through ``intrinsics [..., 4]`` (pinhole) or ``[..., 9]``
+    (with Human3.6M's distortion) -> ``[..., J, 2]`` px."""
+    if intrinsics.shape[-1] == 9:
+        return project(points, intrinsics, min_depth=min_depth)
+    xp = _xp(points, intrinsics)
+    k = intrinsics[..., None, :]
+    return points[..., :2] / xp.maximum(points[..., 2:3], min_depth) * k[..., :2] + k[..., 2:]
 
 
 def weak_perspective(points, scale, offset):
