@@ -122,6 +122,9 @@ class MethodBase:
     # ``configs/<config_file>.py`` (default: the method's name) has the ``:smoke`` variant
     # the registry-wide tests train.
     config_file: ClassVar[str] = ""
+    # A shared input/output helper with ``stats(train)`` and ``template()`` (e.g.
+    # ``lifting.ZScoreIO``): the default ``data_stats`` / ``norm_template`` use it.
+    io: ClassVar[Any] = None
 
     def __init__(self, config, mesh=None):
         self.config = config
@@ -131,11 +134,10 @@ class MethodBase:
 
     # -- state -----------------------------------------------------------------------------
     def data_stats(self, train: device.PoseData) -> dict:
-        del train
-        return {}
+        return {} if self.io is None else self.io.stats(train)
 
     def norm_template(self) -> dict:
-        return {}
+        return {} if self.io is None else self.io.template()
 
     def trainable(self) -> tuple[str, ...]:
         """The networks that are differentiated and have optimizer state."""

@@ -17,6 +17,7 @@ from posejax.data import augment as aug
 from posejax.data import device
 from posejax.losses import baseline as losses
 from posejax.methods import base, common, lifting
+from posejax.models import mlp
 from posejax.models.baseline import Baseline
 
 IO = lifting.ZScoreIO()
@@ -27,6 +28,7 @@ class BaselineMethod(base.MethodBase):
 
     name = "baseline"
     input_joints = IO.in_joints
+    io = IO  # data_stats / norm_template: z-score statistics of the training split
     max_missing_joints = aug.MAX_MISSING_JOINTS
     networks = ("lifter",)
 
@@ -35,33 +37,16 @@ class BaselineMethod(base.MethodBase):
         aug.check_num_missing(config.eval.get("missing_joints", 0))
         m = config.model
         self.make_model = lambda rngs: Baseline(
-            len(IO.in_joints), len(IO.out_joints), width=m.width, num_blocks=m.num_blocks,
-            batch_norm=m.batch_norm, max_norm=m.max_norm, dropout_rate=m.dropout_rate,
-            bn_eps=m.bn_eps, bn_momentum=m.bn_momentum, rngs=rngs,
-        )  # fmt: skip
+            len(IO.in_joints), len(IO.out_joints), rngs=rngs, **mlp.trunk_options(m)
+        )
         self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: self.make_model(nnx.Rngs(0))))
         self.tx = common.optimizer(config)
 
-    def for_inference(self, state: common.TrainState):
-        """Max-norm folded into the weights once (``lifting.fold_max_norm``)."""
-        return lifting.fold_max_norm(self, state)
-
-    # -- state ---------------------------------------------------------------------------
-    def data_stats(self, train: device.PoseData) -> dict:
-        """Normalisation statistics from the (host) training split."""
-        return IO.stats(train)
-
-    def norm_template(self) -> dict:
-        return IO.template()
-
-    def create_state(self, key: jax.Array, norm: dict) -> common.TrainState:
-        return lifting.lifter_state(self, key, norm)
-
-    # -- steps ---------------------------------------------------------------------------
-    def _forward(self, params, stats, norm, kp2d_px, *, train, key=None, hidden=None):
-        model = common.merge(self.graphdef, params, stats)
-        y = model(IO.inputs(kp2d_px, norm, hidden), train=train, key=key)
-        return y, (common.batch_stats_of(model) if train else stats)
+    # Shared one-lifter hooks (composed, not inherited): max-norm folded for inference,
+    # the state of one network, z-scored input -> network output.
+    for_inference = lifting.fold_max_norm
+    create_state = lifting.lifter_state
+    _forward = lifting.forward
 
     def train_step(self, state: common.TrainState, data: device.PoseData, key: jax.Array):
         """One optimizer step on a batch drawn from ``data`` (device-resident split)."""

@@ -100,3 +100,11 @@ def fold_max_norm(method, state: common.TrainState):
     with config.unlocked():
         config.model.max_norm = False
     return type(method)(config, mesh=method.mesh), state.replace(params={"lifter": params})
+
+
+def forward(method, params, stats, norm, kp2d_px, *, train, key=None, hidden=None):
+    """``kp2d_px [B, 17, 2]`` (``hidden [B, 17]`` bool) through ``method``'s lifter:
+    ``(network output in normalised units, BatchNorm statistics)``."""
+    model = common.merge(method.graphdef, params, stats)
+    y = model(method.io.inputs(kp2d_px, norm, hidden), train=train, key=key)
+    return y, (common.batch_stats_of(model) if train else stats)

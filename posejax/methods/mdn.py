@@ -27,6 +27,7 @@ from posejax.data import augment as aug
 from posejax.data import device
 from posejax.losses import mdn as losses
 from posejax.methods import base, common, lifting
+from posejax.models import mlp
 from posejax.models.mdn import MDN, MixtureParams
 
 SAMPLE_STREAM = 7  # eval: fold_in(frame_key, SAMPLE_STREAM) draws that frame's samples
@@ -89,6 +90,7 @@ class MDNMethod(base.MethodBase):
 
     name = "mdn"
     input_joints = IO.in_joints
+    io = IO  # data_stats / norm_template: z-score statistics of the training split
     max_missing_joints = aug.MAX_MISSING_JOINTS  # data.missing_joints, eval.missing_joints
     multi_hypothesis = True
     networks = ("lifter",)
@@ -102,37 +104,19 @@ class MDNMethod(base.MethodBase):
         m = config.model
         self.num_hypotheses = m.num_components
         self.make_model = lambda rngs: MDN(
-            len(IO.in_joints), len(IO.out_joints), num_components=m.num_components, width=m.width,
-            num_blocks=m.num_blocks, batch_norm=m.batch_norm, max_norm=m.max_norm,
-            dropout_rate=m.dropout_rate, bn_eps=m.bn_eps, bn_momentum=m.bn_momentum,
+            len(IO.in_joints), len(IO.out_joints), num_components=m.num_components,
             sigma_act=m.sigma_act, output_layout=m.output_layout,
-            max_norm_exclude=tuple(m.max_norm_exclude), rngs=rngs,
+            max_norm_exclude=tuple(m.max_norm_exclude), rngs=rngs, **mlp.trunk_options(m),
         )  # fmt: skip
         self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: self.make_model(nnx.Rngs(0))))
         self.tx = common.optimizer(config)
         self._eval_outputs_jit = jax.jit(self._eval_outputs)  # the figure's, compiled once
 
-    def for_inference(self, state: common.TrainState):
-        """Max-norm folded into the weights once (``lifting.fold_max_norm``)."""
-        return lifting.fold_max_norm(self, state)
-
-    # -- state ---------------------------------------------------------------------------
-    def data_stats(self, train: device.PoseData) -> dict:
-        """Normalisation statistics from the (host) training split."""
-        return IO.stats(train)
-
-    def norm_template(self) -> dict:
-        return IO.template()
-
-    def create_state(self, key: jax.Array, norm: dict) -> common.TrainState:
-        return lifting.lifter_state(self, key, norm)
-
-    # -- forward -------------------------------------------------------------------------
-    def _forward(self, params, stats, norm, kp2d_px, *, train, key=None, hidden=None):
-        """``kp2d_px [B, 17, 2]`` (``hidden [B, 17]`` bool) -> (MixtureParams, stats)."""
-        model = common.merge(self.graphdef, params, stats)
-        mix = model(IO.inputs(kp2d_px, norm, hidden), train=train, key=key)
-        return mix, (common.batch_stats_of(model) if train else stats)
+    # Shared one-lifter hooks (composed, not inherited): max-norm folded for inference,
+    # the state of one network, z-scored input -> network output.
+    for_inference = lifting.fold_max_norm
+    create_state = lifting.lifter_state
+    _forward = lifting.forward
 
     def mixture(self, state: common.TrainState, kp2d_px, hidden=None) -> MixtureParams:
         """The predicted mixture in normalised units (inference mode)."""

@@ -6,36 +6,28 @@ Output: 16 root-relative 3D joints (``'mdn_out16'``), 48 values, z-scored mm.
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import jax.numpy as jnp
 from flax import nnx
 
-from posejax.models.mlp import MartinezTrunk, MaxNormDense
+from posejax.models import mlp
+from posejax.models.mlp import MartinezTrunk, MaxNormDense, TrunkOptions
 
 
 class Baseline(nnx.Module):
     """``[B, in_joints, 2] -> [B, out_joints, 3]`` (normalised units)."""
 
     def __init__(
-        self,
-        in_joints: int = 16,
-        out_joints: int = 16,
-        *,
-        width: int = 1024,
-        num_blocks: int = 2,
-        batch_norm: bool = True,
-        max_norm: bool = True,
-        dropout_rate: float = 0.5,
-        bn_eps: float = 1e-3,
-        bn_momentum: float = 0.99,
-        rngs: nnx.Rngs,
-    ):
+        self, in_joints: int = 16, out_joints: int = 16, *, rngs: nnx.Rngs,
+        **trunk: Unpack[TrunkOptions],
+    ):  # fmt: skip
+        """``trunk``: ``width``, ``num_blocks``, ``batch_norm``, ``max_norm``, ... of the
+        Martinez trunk (``mlp.TRUNK_DEFAULTS``: the official values)."""
+        o = mlp.trunk_options(trunk) | trunk
         self.in_joints, self.out_joints = in_joints, out_joints
-        self.trunk = MartinezTrunk(
-            in_joints * 2, width=width, num_blocks=num_blocks, batch_norm=batch_norm,
-            max_norm=max_norm, dropout_rate=dropout_rate, bn_eps=bn_eps,
-            bn_momentum=bn_momentum, rngs=rngs,
-        )  # fmt: skip
-        self.head = MaxNormDense(width, out_joints * 3, max_norm=max_norm, rngs=rngs)
+        self.trunk = MartinezTrunk(in_joints * 2, rngs=rngs, **trunk)
+        self.head = MaxNormDense(o["width"], out_joints * 3, max_norm=o["max_norm"], rngs=rngs)
 
     def __call__(self, kp2d, *, train: bool = False, key=None):
         if kp2d.shape[-2:] != (self.in_joints, 2):

@@ -18,13 +18,14 @@ way, so official ``w4``/``b4`` load without permutation, and exposes
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Unpack
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from posejax.models.mlp import MartinezTrunk, MaxNormDense
+from posejax.models import mlp
+from posejax.models.mlp import MartinezTrunk, MaxNormDense, TrunkOptions
 
 
 def elu_plus_one(x):
@@ -71,18 +72,14 @@ class MDN(nnx.Module):
         out_joints: int = 16,
         *,
         num_components: int = 5,
-        width: int = 1024,
-        num_blocks: int = 2,
-        batch_norm: bool = True,
-        max_norm: bool = True,
-        dropout_rate: float = 0.5,
-        bn_eps: float = 1e-3,
-        bn_momentum: float = 0.99,
         sigma_act: str = "elu_plus_one",
         output_layout: str = "interleaved_dk",
         max_norm_exclude: tuple[str, ...] = ("pi_head",),
         rngs: nnx.Rngs,
+        **trunk: Unpack[TrunkOptions],
     ):
+        """``trunk``: ``width``, ``num_blocks``, ``batch_norm``, ``max_norm``, ... of the
+        Martinez trunk (``mlp.TRUNK_DEFAULTS``: the official values)."""
         if sigma_act not in SIGMA_ACTIVATIONS:
             raise ValueError(
                 f"unknown sigma_act {sigma_act!r}; expected one of {sorted(SIGMA_ACTIVATIONS)}"
@@ -100,11 +97,9 @@ class MDN(nnx.Module):
             raise ValueError(f"num_components must be >= 1, found {num_components}")
         self.in_joints, self.out_joints, self.num_components = in_joints, out_joints, num_components
         self.sigma_act = sigma_act
-        self.trunk = MartinezTrunk(
-            in_joints * 2, width=width, num_blocks=num_blocks, batch_norm=batch_norm,
-            max_norm=max_norm, dropout_rate=dropout_rate, bn_eps=bn_eps,
-            bn_momentum=bn_momentum, rngs=rngs,
-        )  # fmt: skip
+        self.trunk = MartinezTrunk(in_joints * 2, rngs=rngs, **trunk)
+        o = mlp.trunk_options(trunk) | trunk
+        width, max_norm = o["width"], o["max_norm"]
         k, d = num_components, out_joints * 3
         # The official code clips the means and sigma heads but leaves the mixing head
         # unconstrained (mdn.md section 4): max_norm_exclude = ('pi_head',).

@@ -9,6 +9,8 @@ forward pass (``W_eff = W * min(1, 1 / ||W||_F)``, whole matrix, biases untouche
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -63,28 +65,58 @@ def fold_max_norm(model: nnx.Module) -> nnx.Module:
     return model
 
 
+class TrunkOptions(TypedDict, total=False):
+    """Keyword options of the Martinez trunk and its layers (``TRUNK_DEFAULTS``)."""
+
+    width: int
+    num_blocks: int
+    batch_norm: bool
+    max_norm: bool
+    dropout_rate: float
+    bn_eps: float
+    bn_momentum: float
+
+
+# The official values (mdn.md section 4): width 1024, 2 residual blocks, BatchNorm with
+# Keras' eps 1e-3 and momentum 0.99, dropout 0.5, max-norm on.
+TRUNK_DEFAULTS = TrunkOptions(
+    width=1024, num_blocks=2, batch_norm=True, max_norm=True, dropout_rate=0.5, bn_eps=1e-3,
+    bn_momentum=0.99,
+)  # fmt: skip
+
+
+def trunk_options(options: dict) -> TrunkOptions:
+    """``TRUNK_DEFAULTS`` updated by the trunk keys of ``options`` (e.g. ``config.model``);
+    other keys are ignored."""
+    return TrunkOptions(**{k: options.get(k, v) for k, v in TRUNK_DEFAULTS.items()})
+
+
+def _checked(options: dict) -> TrunkOptions:
+    unknown = sorted(set(options) - set(TRUNK_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown trunk options {unknown}; expected {sorted(TRUNK_DEFAULTS)}")
+    return TrunkOptions(**{**TRUNK_DEFAULTS, **options})
+
+
 class DenseBlock(nnx.Module):
-    """Linear -> BatchNorm -> ReLU -> Dropout."""
+    """Linear -> BatchNorm -> ReLU -> Dropout (``width`` and ``num_blocks`` unused)."""
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
         *,
-        batch_norm: bool = True,
-        max_norm: bool = True,
-        dropout_rate: float = 0.5,
-        bn_eps: float = 1e-3,
-        bn_momentum: float = 0.99,
         rngs: nnx.Rngs,
+        **options: Unpack[TrunkOptions],
     ):
-        self.dense = MaxNormDense(in_features, out_features, max_norm=max_norm, rngs=rngs)
+        o = _checked(options)
+        self.dense = MaxNormDense(in_features, out_features, max_norm=o["max_norm"], rngs=rngs)
         self.bn = (
-            nnx.BatchNorm(out_features, momentum=bn_momentum, epsilon=bn_eps, rngs=rngs)
-            if batch_norm
+            nnx.BatchNorm(out_features, momentum=o["bn_momentum"], epsilon=o["bn_eps"], rngs=rngs)
+            if o["batch_norm"]
             else None
         )
-        self.dropout = nnx.Dropout(dropout_rate)
+        self.dropout = nnx.Dropout(o["dropout_rate"])
 
     def __call__(self, x, *, train: bool, key=None):
         y = self.dense(x)
@@ -97,9 +129,10 @@ class DenseBlock(nnx.Module):
 class ResidualBlock(nnx.Module):
     """Two ``DenseBlock`` s plus the block input (no activation after the addition)."""
 
-    def __init__(self, width: int, **kwargs):
-        self.block1 = DenseBlock(width, width, **kwargs)
-        self.block2 = DenseBlock(width, width, **kwargs)
+    def __init__(self, *, rngs: nnx.Rngs, **options: Unpack[TrunkOptions]):
+        width = _checked(options)["width"]
+        self.block1 = DenseBlock(width, width, rngs=rngs, **options)
+        self.block2 = DenseBlock(width, width, rngs=rngs, **options)
 
     def __call__(self, x, *, train: bool, key=None):
         k1 = k2 = None
@@ -112,29 +145,11 @@ class ResidualBlock(nnx.Module):
 class MartinezTrunk(nnx.Module):
     """Input layer plus ``num_blocks`` residual blocks: ``[B, in] -> [B, width]``."""
 
-    def __init__(
-        self,
-        in_features: int,
-        *,
-        width: int = 1024,
-        num_blocks: int = 2,
-        batch_norm: bool = True,
-        max_norm: bool = True,
-        dropout_rate: float = 0.5,
-        bn_eps: float = 1e-3,
-        bn_momentum: float = 0.99,
-        rngs: nnx.Rngs,
-    ):
-        kw = dict(
-            batch_norm=batch_norm,
-            max_norm=max_norm,
-            dropout_rate=dropout_rate,
-            bn_eps=bn_eps,
-            bn_momentum=bn_momentum,
-            rngs=rngs,
-        )
-        self.input = DenseBlock(in_features, width, **kw)
-        self.blocks = nnx.List([ResidualBlock(width, **kw) for _ in range(num_blocks)])
+    def __init__(self, in_features: int, *, rngs: nnx.Rngs, **options: Unpack[TrunkOptions]):
+        o = _checked(options)
+        width = o["width"]
+        self.input = DenseBlock(in_features, width, rngs=rngs, **o)
+        self.blocks = nnx.List([ResidualBlock(rngs=rngs, **o) for _ in range(o["num_blocks"])])
 
     def __call__(self, x, *, train: bool, key=None):
         keys = [None] * (len(self.blocks) + 1)
