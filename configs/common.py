@@ -53,19 +53,8 @@ def parse_variants(
     """
     extra = tuple(extra)
     parts = list(dict.fromkeys(p.strip() for p in (arg or "").split(",") if p.strip()))
-    chosen = {}
-    for field, (what, choices) in GROUPS.items():
-        given = [p for p in parts if p in choices]
-        if len(given) > 1:
-            raise ValueError(
-                f"{path_name}: choose one {what}, {' or '.join(choices)}, not both "
-                f"(got {', '.join(given)})"
-                if len(choices) == 2
-                else f"{path_name}: choose one {what} of {', '.join(choices)} "
-                f"(got {', '.join(given)})"
-            )
-        chosen[field] = given[0] if given else None
-    unknown = [p for p in parts if p not in extra and not any(p in g for _, g in GROUPS.values())]
+    known = {p for _, choices in GROUPS.values() for p in choices}.union(extra)
+    unknown = [p for p in parts if p not in known]
     if unknown:
         groups = "; ".join(f"one {what} ({', '.join(c)})" for what, c in GROUPS.values())
         own = f"; any of {', '.join(extra)}" if extra else ""
@@ -73,11 +62,21 @@ def parse_variants(
             f"unknown variant {unknown[0]!r} of {path_name}; expected a comma-separated mix of "
             f"at most {groups}{own}"
         )
+    chosen = {}
+    for field, (what, choices) in GROUPS.items():
+        given = [p for p in parts if p in choices]
+        if len(given) > 1:
+            alternatives = f"{', '.join(choices[:-1])} or {choices[-1]}"
+            raise ValueError(
+                f"{path_name}: choose one {what}, {alternatives}, "
+                f"not {'both' if len(given) == 2 else 'several'} (got {', '.join(given)})"
+            )
+        chosen[field] = given[0] if given else None
     for field, value in (fixed or {}).items():
         if chosen[field] not in (None, value):
             raise ValueError(
                 f"{path_name}: variant {chosen[field]!r} contradicts this file's "
-                f"{GROUPS[field][0]} {value!r}"
+                f"{GROUPS[field][0]} {value!r}: drop it or use another config file"
             )
         chosen[field] = value
     if chosen["source"] == "cmu_mocap" and chosen["input_2d"] == "det":
