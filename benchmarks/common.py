@@ -3,7 +3,6 @@ peak, and the metadata every JSONL record carries (DESIGN.md, "Throughput accoun
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -23,6 +22,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 if str(REPO) not in sys.path:  # `python benchmarks/x.py` puts benchmarks/ first, not the repo
     sys.path.insert(0, str(REPO))
+import configs  # noqa: E402  (the repo's configs/ package, on sys.path from here on)
 
 # method -> config file benchmarked (its default, full-width variant)
 CONFIGS = {"baseline": "baseline.py", "gan": "gan_gt.py", "mdn": "mdn.py"}
@@ -31,11 +31,7 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 def load_config(method: str, arg: str | None = None, width: int | None = None):
     """``configs/<file>.py`` of ``method``; ``width`` overrides every hidden width."""
-    path = REPO / "configs" / CONFIGS[method]
-    spec = importlib.util.spec_from_file_location(f"bench_cfg_{method}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config(arg)
+    c = configs.get_config(CONFIGS[method].removesuffix(".py"), arg)
     if width:
         c.model.width = width
         if method == "gan":

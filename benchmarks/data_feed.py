@@ -23,7 +23,6 @@ Writes one JSONL record per variant and batch size.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import platform
@@ -34,14 +33,13 @@ import time
 import jax
 import numpy as np
 
+import configs
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def load_config(batch_size: int):
-    spec = importlib.util.spec_from_file_location("cfg", REPO / "configs" / "baseline.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config()
+    c = configs.get_config("baseline")
     c.train.batch_size = batch_size
     c.data.synthpose.frames_per_sequence = 250
     return c

@@ -4,19 +4,21 @@
   python -m posejax.train --config=configs/baseline.py:quick --workdir=runs/baseline_quick
   python -m posejax.train --config=configs/baseline.py:smoke --workdir=/tmp/baseline_smoke
 
+  python -m posejax.train --config=configs/baseline.py:quick,h36m,det \
+      --config.data.h36m.dir=DIR --config.data.h36m.detections=NAME --workdir=runs/baseline_h36m
+
 Variants: ``smoke`` (seconds, tiny widths; tests), ``quick`` (6,000 steps of 256, about 7
 minutes on a 2-core CPU; ``configs/mdn.py:quick`` has the same budget), default (the paper's
-schedule: batch 64, 200 epochs of Human3.6M-sized data).
+schedule: batch 64, 200 epochs of Human3.6M-sized data). Data source ``synthpose`` (default),
+``h36m`` or ``cmu_mocap`` (each needs ``--config.data.<source>.dir``); 2D input kind ``gt``
+(default) or ``det``; added after a comma (``configs/common.py``, ``parse_variants``).
 """
 
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import common  # noqa: E402
+from configs import common
 
 
 def get_config(arg=None):
+    v = common.parse_variants(arg, "configs/baseline.py")
     c = common.base("baseline")
     c.model = dict(
         width=1024,
@@ -30,7 +32,7 @@ def get_config(arg=None):
     c.train.batch_size = 64
     c.train.num_steps = 200 * 24_371  # 200 epochs of Human3.6M (mdn.md section 6)
     c.data.augment.rotate = False
-    if arg == "quick":
+    if v.size == "quick":
         c.train.batch_size = 256
         c.train.num_steps = 6000
         c.train.log_every = 100
@@ -38,9 +40,7 @@ def get_config(arg=None):
         c.train.ckpt_every = 1000
         c.schedule.decay_steps = 1000
         c.eval.stride = 2
-    elif arg == "smoke":
+    elif v.size == "smoke":
         common.smoke(c)
         c.model.width = 64
-    elif arg:
-        raise ValueError(f"unknown variant {arg!r} of configs/baseline.py; expected quick, smoke")
-    return c
+    return common.apply_data(c, v)

@@ -1,9 +1,99 @@
-"""Shared config defaults: the same top-level sections for every method (STYLE.md 9).
+"""Shared config defaults and the one variant parser of every config.
 
-Not a runnable config; ``configs/<method>.py`` files start from ``base(method)``.
+Not a runnable config; ``configs/<method>.py`` files start from ``base(method)`` (the same
+top-level sections for every method, STYLE.md 9) and read their ``:variant`` argument with
+``parse_variants``: a comma-separated mix of at most one size (``smoke``, ``quick``), one data
+source (``synthpose``, ``h36m``, ``cmu_mocap``) and one 2D input kind (``det``, ``gt``), e.g.
+``--config=configs/mdn.py:quick,cmu_mocap,gt``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
+
 import ml_collections
+
+SIZES = ("smoke", "quick")
+SOURCES = ("synthpose", "h36m", "cmu_mocap")
+INPUTS = ("det", "gt")
+# field of ``Variants`` -> (what the error calls it, its choices); at most one per group
+GROUPS = {"size": ("size", SIZES), "source": ("data source", SOURCES),
+          "input_2d": ("2D input kind", INPUTS)}  # fmt: skip
+
+
+class Variants(NamedTuple):
+    """A parsed ``:variant`` argument; ``None``: not given (the config's default)."""
+
+    size: str | None = None  # smoke | quick | None (the full run)
+    source: str | None = None  # synthpose | h36m | cmu_mocap
+    input_2d: str | None = None  # det | gt
+    extra: frozenset[str] = frozenset()  # the config's own variants (``extra=``) given
+
+
+def parse_variants(
+    arg: str | None,
+    path_name: str,
+    extra: Iterable[str] = (),
+    fixed: Mapping[str, str] | None = None,
+) -> Variants:
+    """``"quick,cmu_mocap,gt"`` -> ``Variants(size="quick", source="cmu_mocap", input_2d="gt")``.
+
+    Args:
+      arg: the text after ``:`` in ``--config=configs/x.py:arg``; ``None`` or ``""``: defaults.
+      path_name: the config file as errors name it, e.g. ``"configs/mdn.py"``.
+      extra: variants of this config only (returned in ``Variants.extra``).
+      fixed: groups the file itself pins, e.g. ``{"input_2d": "det"}`` for ``gan_det.py``:
+        the same value may be given, another one is an error; it is returned when not given.
+
+    Raises:
+      ValueError: an unknown variant (the message names ``path_name`` and lists the valid
+        ones), two of one group (two sizes, two sources, ``det`` and ``gt``), a variant that
+        contradicts ``fixed``, or ``det`` with ``cmu_mocap`` (motion capture has no detections).
+    """
+    extra = tuple(extra)
+    parts = list(dict.fromkeys(p.strip() for p in (arg or "").split(",") if p.strip()))
+    known = {p for _, choices in GROUPS.values() for p in choices}.union(extra)
+    unknown = [p for p in parts if p not in known]
+    if unknown:
+        groups = "; ".join(f"one {what} ({', '.join(c)})" for what, c in GROUPS.values())
+        own = f"; any of {', '.join(extra)}" if extra else ""
+        raise ValueError(
+            f"unknown variant {unknown[0]!r} of {path_name}; expected a comma-separated mix of "
+            f"at most {groups}{own}"
+        )
+    chosen = {}
+    for field, (what, choices) in GROUPS.items():
+        given = [p for p in parts if p in choices]
+        if len(given) > 1:
+            alternatives = f"{', '.join(choices[:-1])} or {choices[-1]}"
+            raise ValueError(
+                f"{path_name}: choose one {what}, {alternatives}, "
+                f"not {'both' if len(given) == 2 else 'several'} (got {', '.join(given)})"
+            )
+        chosen[field] = given[0] if given else None
+    for field, value in (fixed or {}).items():
+        if chosen[field] not in (None, value):
+            raise ValueError(
+                f"{path_name}: variant {chosen[field]!r} contradicts this file's "
+                f"{GROUPS[field][0]} {value!r}: drop it or use another config file"
+            )
+        chosen[field] = value
+    if chosen["source"] == "cmu_mocap" and chosen["input_2d"] == "det":
+        raise ValueError(f"{path_name}: cmu_mocap has no detections; use gt 2D input with it")
+    return Variants(**chosen, extra=frozenset(p for p in parts if p in extra))
+
+
+def apply_data(c: ml_collections.ConfigDict, v: Variants) -> ml_collections.ConfigDict:
+    """Sets ``data.source`` and ``data.input_2d`` from ``v``; with ``cmu_mocap`` and no 2D
+    input kind given, ground-truth 2D (motion capture has no detector output)."""
+    if v.source is not None:
+        c.data.source = v.source  # h36m / cmu_mocap also need data.<source>.dir
+    if v.input_2d is not None:
+        c.data.input_2d = v.input_2d
+    elif c.data.source == "cmu_mocap":
+        c.data.input_2d = "gt"
+    return c
 
 
 def base(method: str) -> ml_collections.ConfigDict:

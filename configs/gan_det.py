@@ -4,17 +4,13 @@ detections (``data.source='h36m'``, ``data.h36m.detections='cpn_ft_h36m_dbb'``).
   python -m posejax.train --config=configs/gan_det.py:quick --workdir=runs/gan_det_quick
   python -m posejax.train --config=configs/gan_det.py --workdir=runs/gan_det
 
-Everything else as ``configs/gan_gt.py`` (variants ``smoke`` and ``quick`` too).
+Everything else as ``configs/gan_gt.py`` (variants ``smoke``, ``quick``, ``synthpose`` and
+``h36m`` too; ``det`` may be given, ``gt`` and ``cmu_mocap``, which has no detections, are
+errors).
 """
 
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import gan_gt  # noqa: E402
+from configs import common, gan_gt
 
 
 def get_config(arg=None):
-    c = gan_gt.get_config(arg)
-    c.data.input_2d = "det"
-    return c
+    return gan_gt.build(common.parse_variants(arg, "configs/gan_det.py", fixed={"input_2d": "det"}))

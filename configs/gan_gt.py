@@ -11,17 +11,20 @@ features, mixed RQ + 10 dot kernel, GP 0.1; L_G = 10 rep + 10 cam + MMD^2 + 7.5 
 generator step; 50 epochs, lr x 0.94 per epoch from the third. Options:
 ``model.critic='wgan_gp'`` (the paper's critic), ``train.critic_steps``,
 ``data.source='h36m' | 'cmu_mocap'``. Variants: ``smoke`` (seconds), ``quick`` (under
-10 minutes on a 2-core CPU, narrower networks).
+10 minutes on a 2-core CPU, narrower networks); data source ``synthpose`` (default), ``h36m``
+or ``cmu_mocap``; 2D input kind ``gt`` only (``configs/gan_det.py`` is the ``det`` one);
+added after a comma (``:quick,h36m``; ``configs/common.py``, ``parse_variants``).
 """
 
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import common  # noqa: E402
+from configs import common
 
 
 def get_config(arg=None):
+    return build(common.parse_variants(arg, "configs/gan_gt.py", fixed={"input_2d": "gt"}))
+
+
+def build(v: common.Variants):
+    """The config of parsed variants ``v`` (``configs/gan_det.py`` shares it)."""
     c = common.base("gan")
     c.data.input_2d = "gt"
     c.model = dict(width=1024, latent_dim=1024, critic_pose_width=128, critic_kcs_width=1024,
@@ -48,9 +51,9 @@ def get_config(arg=None):
     c.eval.batch_size = 128
     c.eval.best_metric = "eval/p1_zc"
     c.eval.seed = 0
-    if arg == "quick":
+    if v.size == "quick":
         quick(c)
-    elif arg == "smoke":
+    elif v.size == "smoke":
         common.smoke(c)
         c.model.update(width=32, latent_dim=16, critic_pose_width=16, critic_kcs_width=32)
         c.train.batch_size = 16
@@ -58,9 +61,7 @@ def get_config(arg=None):
         c.eval.num_samples = 10
         c.eval.ks = (1, 10)
         c.eval.batch_size = 64
-    elif arg:
-        raise ValueError(f"unknown variant {arg!r} of configs/gan_gt.py; expected quick, smoke")
-    return c
+    return common.apply_data(c, v)
 
 
 def quick(c):

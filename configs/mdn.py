@@ -15,24 +15,17 @@ official schedule: batch 64, 200 epochs of Human3.6M-sized data). Data source:
 ``synthpose`` (default), ``h36m`` (needs ``--config.data.h36m.dir`` and, for the default
 detected 2D, ``data.h36m.detections``) or ``cmu_mocap`` (needs ``--config.data.cmu_mocap.dir``;
 ground-truth 2D, CMU has no detections); 2D input kind ``det`` (default) or ``gt``; added
-after a comma (``:quick,h36m``, ``:quick,gt``).
+after a comma (``:quick,h36m``, ``:quick,gt``; ``configs/common.py``, ``parse_variants``).
 Defaults follow the official code (``shared/spec/mdn.md``): detected 2D as input (the
 official stacked-hourglass detections; on SynthPose its detector-like 2D), the Dirichlet
 prior on (``loss.dirichlet_weight=0`` reproduces ``mdm_5``), missing-joint training off.
 """
 
-import pathlib
-import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import common  # noqa: E402
-
-VARIANTS = ("smoke", "quick")
-SOURCES = ("synthpose", "h36m", "cmu_mocap")
-INPUTS = ("det", "gt")
+from configs import common
 
 
 def get_config(arg=None):
+    v = common.parse_variants(arg, "configs/mdn.py")
     c = common.base("mdn")
     c.data.input_2d = "det"  # official: fine-tuned stacked-hourglass detections (mdn.md 3.2)
     c.model = dict(
@@ -54,16 +47,7 @@ def get_config(arg=None):
     c.eval.num_samples = 50  # mixture samples per test frame (best-of-S columns)
     c.train.batch_size = 64
     c.train.num_steps = 200 * 24_371  # 200 epochs of Human3.6M (mdn.md section 6)
-    parts = [p for p in (arg or "").split(",") if p]
-    unknown = [p for p in parts if p not in VARIANTS + SOURCES + INPUTS]
-    if unknown:
-        raise ValueError(
-            f"unknown variant {unknown[0]!r} of configs/mdn.py; expected a comma-separated mix "
-            f"of {VARIANTS}, {SOURCES} and {INPUTS}"
-        )
-    if "det" in parts and "gt" in parts:
-        raise ValueError("configs/mdn.py: choose one 2D input kind, det or gt, not both")
-    if "quick" in parts:  # = configs/baseline.py:quick
+    if v.size == "quick":  # = configs/baseline.py:quick
         c.train.batch_size = 256
         c.train.num_steps = 6000
         c.train.log_every = 100
@@ -71,16 +55,8 @@ def get_config(arg=None):
         c.train.ckpt_every = 1000
         c.schedule.decay_steps = 1000
         c.eval.stride = 2
-    if "smoke" in parts:
+    elif v.size == "smoke":
         common.smoke(c)
         c.model.width = 64
         c.eval.num_samples = 8
-    for source in SOURCES:
-        if source in parts:
-            c.data.source = source  # h36m / cmu_mocap also need data.<source>.dir
-    if c.data.source == "cmu_mocap":
-        c.data.input_2d = "gt"  # motion capture only: no detector output to train on
-    for kind in INPUTS:
-        if kind in parts:
-            c.data.input_2d = kind
-    return c
+    return common.apply_data(c, v)  # cmu_mocap: gt 2D unless given (CMU has no detections)

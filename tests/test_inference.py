@@ -1,31 +1,26 @@
 """Inference API: loading workdirs without the trainer, bucketed compilation, sampling keys,
 intrinsics, missing joints, and clear errors for bad workdirs."""
 
-import importlib.util
 import json
-import pathlib
 import shutil
 
 import jax
 import numpy as np
 import pytest
 
+import configs
 import posejax
 from posejax import inference, methods
 from posejax.core import camera as cam_lib
 from posejax.data import device, synthpose
 from posejax.training import checkpoint as ckpt_lib
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = {"gan": "gan_gt", "baseline": "baseline", "mdn": "mdn"}
 
 
 def make_workdir(path, name):
     """A workdir as the trainer writes it (config.json + one checkpoint), in a second."""
-    spec = importlib.util.spec_from_file_location("cfg", REPO / "configs" / f"{CONFIGS[name]}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    config = mod.get_config("smoke")
+    config = configs.get_config(CONFIGS[name], "smoke")
     method = methods.get(name)(config)
     cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
     records = synthpose.generate("train", config=cfg, subjects=["S1"], actions=["Walking"])

@@ -1,28 +1,22 @@
 """``python -m posejax.predict`` end to end on exported SynthPose keypoints, missing joints,
 bad input, and the inference pictures of ``posejax.viz``."""
 
-import importlib.util
 import json
-import pathlib
 
 import jax
 import numpy as np
 import pytest
 
+import configs
 from posejax import keypoints as kpio
 from posejax import methods, predict, viz
 from posejax.data import device, synthpose
 from posejax.training import checkpoint as ckpt_lib
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
 
 def make_workdir(path, name, config_file):
     """A workdir as the trainer writes it (config.json + one checkpoint), in a second."""
-    spec = importlib.util.spec_from_file_location("cfg", REPO / "configs" / f"{config_file}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    config = mod.get_config("smoke")
+    config = configs.get_config(config_file, "smoke")
     method = methods.get(name)(config)
     cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
     records = synthpose.generate("train", config=cfg, subjects=["S1"], actions=["Walking"])

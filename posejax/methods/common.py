@@ -11,6 +11,8 @@ import numpy as np
 import optax
 from flax import nnx
 
+from posejax.methods import schedules
+
 # Purpose keys: fold_in(step_key, STREAM) (STYLE.md rule 20).
 DATA, AUGMENT, DROPOUT, LATENT, NOISE, CRITIC = range(6)
 
@@ -53,15 +55,9 @@ def step_key(root: jax.Array, step) -> jax.Array:
 
 
 def schedule(config) -> optax.Schedule:
-    """Learning-rate schedule from ``config.optim.lr`` and ``config.schedule``."""
-    lr, s = config.optim.lr, config.schedule
-    if s.name == "constant":
-        return optax.constant_schedule(lr)
-    if s.name == "exponential":
-        return optax.exponential_decay(lr, s.decay_steps, s.decay_rate, staircase=s.staircase)
-    if s.name == "cosine":
-        return optax.warmup_cosine_decay_schedule(0.0, lr, s.warmup_steps, config.train.num_steps)
-    raise ValueError(f"unknown schedule.name {s.name!r}; expected constant, exponential, cosine")
+    """Learning-rate schedule from ``config.optim.lr`` and ``config.schedule``
+    (``schedules.REGISTRY``: constant, exponential, cosine, epoch_exponential, ...)."""
+    return schedules.make(config)
 
 
 def optimizer(config, lr: optax.Schedule | float | None = None) -> optax.GradientTransformation:

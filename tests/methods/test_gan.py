@@ -1,14 +1,12 @@
 """WSGN method: template frame, camera rotation, sampling, weak supervision, bad input,
 and the smoke config end to end."""
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import configs
 from posejax import methods
 from posejax.core import camera as cam_lib
 from posejax.core import geometry
@@ -16,14 +14,9 @@ from posejax.methods import gan_protocol as gp
 from posejax.training import data as data_lib
 from posejax.training import protocol, sharding, trainer
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
 
 def load_config(name="gan_gt", arg="smoke"):
-    spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO / "configs" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config(arg)
+    return configs.get_config(name, arg)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """The ``mdn`` method: sampling, hypotheses, missing joints, bad input, and end to end on
 SynthPose with ``configs/mdn.py:smoke`` (train -> checkpoint -> evaluate)."""
 
-import importlib.util
 import pathlib
 
 import jax
@@ -9,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import configs
 from posejax import methods
 from posejax.core import skeleton as skel
 from posejax.data import augment as aug
@@ -16,14 +16,9 @@ from posejax.training import data as data_lib
 from posejax.training import protocol, sharding, trainer
 from posejax.training import workdir as workdir_lib
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
 
 def load_config(name="mdn", arg="smoke"):
-    spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO / "configs" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config(arg)
+    return configs.get_config(name, arg)
 
 
 @pytest.fixture(scope="module")

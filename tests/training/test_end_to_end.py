@@ -1,26 +1,20 @@
 """End to end on SynthPose with ``configs/baseline.py:smoke``: train, checkpoint, resume,
 evaluate; on one and on four (fake CPU) devices; determinism; clear errors."""
 
-import importlib.util
 import json
-import pathlib
 
 import jax
 import numpy as np
 import pytest
 
+import configs
 from posejax.training import checkpoint as ckpt_lib
 from posejax.training import protocol, sharding, trainer
 from posejax.training import workdir as workdir_lib
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
 
 def load_config(name="baseline", arg="smoke"):
-    spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO / "configs" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config(arg)
+    return configs.get_config(name, arg)
 
 
 def params_of(workdir, step=None):
