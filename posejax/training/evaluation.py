@@ -12,6 +12,7 @@ import numpy as np
 
 from posejax.core import metrics
 from posejax.data import device
+from posejax.training import distributed
 
 MANIFEST_FIELDS = (
     "dataset", "split", "frames", "input_2d", "joints", "root", "alignment", "K", "oracle",
@@ -86,8 +87,8 @@ def compute_errors(
 
         return jax.lax.map(one, (device.batches(data, batch_size), keys))
 
-    errs = jax.device_get(run(state, data))
-    valid = np.asarray(jax.device_get(data.valid))
+    errs = distributed.to_host(run(state, data))  # arrays may span processes
+    valid = np.asarray(distributed.to_host(data.valid))
     return {k: np.asarray(v).reshape(-1)[valid] for k, v in errs.items()}
 
 
