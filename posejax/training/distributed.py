@@ -21,6 +21,10 @@ Checked on CPU with JAX 0.10.2, two processes of two devices each, gloo collecti
 - Orbax ``CheckpointManager`` with its defaults (primary host 0, all processes active)
   saves and restores on a directory all processes share; every process must call
   ``save`` / ``restore`` / ``close`` in the same order, which the trainer does.
+- Gloo's all-reduce sums in another order than XLA:CPU's in-process one, so two
+  processes of two devices match one process of four to rounding, not bit for bit.
+- ``jax_share_binary_between_hosts`` (compile once, send the binary) hung process 1
+  before its first collective in one try on CPU; it is left off.
 """
 
 from __future__ import annotations
