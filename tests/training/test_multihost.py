@@ -14,13 +14,15 @@ that grows to 2.3e-3 in the parameters after 4 steps (measured): the dense biase
 front of batch norm have gradients that are zero up to rounding (1e-9), and Adam
 divides them by their own root mean square, so rounding noise becomes an update of the
 order of the learning rate. This test therefore trains with SGD (momentum), where the
-same noise stays at rounding level: measured max abs difference 1.5e-8 after 4 steps,
-relative 1.4e-7 (one float32 ulp); it asserts ``rtol=1e-6, atol=1e-8``.
+same noise stays at rounding level: measured max abs difference 1.5e-8 after 4 steps
+(relative 1.4e-7, one float32 ulp) and 3.0e-8 after the 6 steps this test usually runs
+(parameters, batch statistics and optimizer state); it asserts ``rtol=1e-6, atol=1e-8``
+on the parameters.
 
-Runtime on a 2-core CPU shared with other jobs (load average 5 to 7): 72 to 92 s with a
-warm compilation cache, 114 s cold; a lone smoke run took 2.3 times its unloaded time
-then. Gloo gives two processes 30 s to meet at their first collective on a set of
-devices (not configurable from JAX), so a machine loaded far beyond that can fail here.
+Runtime on an idle 2-core CPU: 27 s with a warm compilation cache, 53 s cold; 72 to
+114 s when other jobs kept the load average at 5 to 7. Gloo gives two processes 30 s
+to meet at their first collective on a set of devices (not configurable from JAX), so a
+machine loaded far beyond that can fail here.
 """
 
 from __future__ import annotations
@@ -167,11 +169,14 @@ def test_two_processes_kill_resume_match_one_process(tmp_path):
 
     # 2. Both resume from the last finalized checkpoint and stop 2 steps later.
     final = killed_at + 2
+    resumed_at = time.time()
     wait(launch(wd, final), wd, timeout=150)
     assert max(finished_steps(wd)) == final
     records = [json.loads(x) for x in (wd / "metrics.jsonl").read_text().splitlines()]
-    logged = [r["step"] for r in records if "train/loss" in r]
-    assert logged[-1] == final and logged.count(final) == 1  # only process 0 writes
+    # The killed run may have logged steps past its last checkpoint; the resumed run
+    # logs its one log step once (only process 0 writes).
+    logged = [r["step"] for r in records if "train/loss" in r and r["time"] >= resumed_at]
+    assert logged == [final]
     assert any("eval/p1" in r for r in records)
 
     # 3. The same steps in one process on four devices, uninterrupted.
