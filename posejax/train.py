@@ -1,7 +1,14 @@
 """``python -m posejax.train --config=configs/<x>.py[:variant] --workdir=DIR``.
 
-Overrides: ``--config.optim.lr=1e-4``. Multi-host: ``--distributed`` calls
-``jax.distributed.initialize()`` (cluster environment auto-detected by JAX).
+Overrides: ``--config.optim.lr=1e-4``. Multi-process (one process per host, or per GPU):
+``--distributed`` joins JAX's multi-controller runtime before any other JAX work
+(``training/distributed.py``). ``--coordinator=HOST:PORT``, ``--num_processes`` and
+``--process_id`` (or ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``,
+``JAX_PROCESS_ID``) name the cluster; left out, JAX detects it (SLURM, Open MPI, Cloud
+TPU pods). Every process runs the same command with the same shared ``--workdir``::
+
+  python -m posejax.train --config=configs/baseline.py --workdir=/shared/run \\
+      --distributed --coordinator=host0:12345 --num_processes=2 --process_id=0   # and =1
 """
 
 import logging
@@ -12,7 +19,10 @@ from ml_collections import config_flags
 
 config_flags.DEFINE_config_file("config", None, "Path to a config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and config.json go.")
-flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() first.")
+flags.DEFINE_bool("distributed", False, "Join a multi-process run first.")
+flags.DEFINE_string("coordinator", None, "--distributed: process 0's HOST:PORT.")
+flags.DEFINE_integer("num_processes", None, "--distributed: number of processes.")
+flags.DEFINE_integer("process_id", None, "--distributed: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -21,10 +31,13 @@ def main(argv):
     del argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
+    cluster = (FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
+    if any(v is not None for v in cluster) and not FLAGS.distributed:
+        raise app.UsageError("--coordinator/--num_processes/--process_id need --distributed")
     if FLAGS.distributed:
-        import jax
+        from posejax.training import distributed
 
-        jax.distributed.initialize()
+        distributed.initialize(*cluster)
     from posejax.training import trainer
 
     trainer.run(FLAGS.config, FLAGS.workdir)

@@ -133,7 +133,9 @@ class DeviceDataset:
         host = pad(host, pad_to)
         if mesh is not None:
             sharding = NamedSharding(mesh, PartitionSpec())
-            data = jax.tree.map(lambda x: jax.device_put(x, sharding), host)
+            # Each process passes its own identical copy; unlike device_put, nothing is
+            # all-gathered to check that when the mesh spans processes.
+            data = jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), host)
         else:
             data = jax.tree.map(jnp.asarray, host)
         return cls(data=data, host=host, actions=actions, subjects=subjects)

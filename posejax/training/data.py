@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from posejax.data import device, sources
+from posejax.training import distributed
 
 
 def source_kwargs(data_cfg) -> dict:
@@ -52,4 +53,5 @@ def load_split(config, split: str, mesh, *, stride: int = 1, pad_to: int = 1):
         records, input_2d=config.data.input_2d, mesh=mesh, stride=stride, pad_to=pad_to
     )
     device.check_finite(ds.host, f"{config.data.source}/{split}")
+    distributed.check_same_on_all_processes(ds.host, f"{config.data.source}/{split}")
     return ds

@@ -14,6 +14,7 @@ import numpy as np
 
 from posejax.core import metrics
 from posejax.data import device
+from posejax.training import distributed
 
 OPTIONAL_FIELDS = ("aggregates",)
 MANIFEST_FIELDS = (
@@ -51,13 +52,13 @@ def compute_errors(
 
     Returns numpy ``{name: [N_valid]}`` per-frame errors (mm unless the name says px).
     """
-    errs = jax.device_get(
+    errs = distributed.to_host(  # arrays may span processes
         _errors_program(
             state, data, jnp.uint32(seed), method=method, batch_size=batch_size,
             allow_reflection=bool(allow_reflection),
         )
     )  # fmt: skip
-    valid = np.asarray(jax.device_get(data.valid))
+    valid = np.asarray(distributed.to_host(data.valid))
     return {k: np.asarray(v).reshape(-1)[valid] for k, v in errs.items()}
 
 

@@ -10,10 +10,20 @@ from posejax.data import device
 
 
 def make_mesh(num_devices: int = -1) -> Mesh:
-    """A 1-D ``('data',)`` mesh over the first ``num_devices`` devices (-1: all)."""
+    """A 1-D ``('data',)`` mesh over the first ``num_devices`` devices (-1: all).
+
+    ``jax.devices()`` lists every process's devices, in the same order on each, so in a
+    multi-process run every process builds the same mesh; it must span all of them
+    (a process without devices in the mesh would have no part in the step).
+    """
     devices = jax.devices()
     if num_devices == -1:
         num_devices = len(devices)
+    if jax.process_count() > 1 and num_devices != len(devices):
+        raise ValueError(
+            f"mesh.data={num_devices} in a run of {jax.process_count()} processes: the mesh "
+            f"must span all {len(devices)} devices of all processes (use mesh.data=-1)"
+        )
     if not 1 <= num_devices <= len(devices):
         raise ValueError(
             f"mesh.data={num_devices} devices requested, {len(devices)} available "

@@ -20,7 +20,7 @@ from posejax import methods
 from posejax.methods import base
 from posejax.training import checkpoint as ckpt_lib
 from posejax.training import data as data_lib
-from posejax.training import evaluation, sharding, writers
+from posejax.training import distributed, evaluation, sharding, writers
 from posejax.training import workdir as workdir_lib
 
 log = logging.getLogger("posejax")
@@ -79,7 +79,8 @@ class Run:
         self.config = config
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        write_config(config, self.workdir)
+        if distributed.is_primary():
+            write_config(config, self.workdir)
         self.mesh = sharding.make_mesh(config.mesh.data)
         sharding.check_batch(config.train.batch_size, self.mesh)
         self.method = methods.get(config.method)(config, mesh=self.mesh)
@@ -175,7 +176,11 @@ def run(config, workdir) -> dict:
     r = Run(config, workdir)
     t = config.train
     train_step = make_train_step(r.method, r.mesh)
-    writer = writers.MetricWriter(r.workdir, tensorboard=t.tensorboard)
+    primary = distributed.is_primary()
+    if primary:
+        writer = writers.MetricWriter(r.workdir, tensorboard=t.tensorboard)
+    else:  # other processes compute the same values and write nothing
+        writer = writers.NullWriter()
     state, start = r.state, int(jax.device_get(r.state.step))
     clock = writers.Throughput(t.num_steps, t.batch_size, start)
     summary, last_saved = {}, r.ckpt.latest_step()
@@ -192,7 +197,12 @@ def run(config, workdir) -> dict:
     # A live bar on a terminal (tqdm turns itself off when stderr is not a TTY); the log
     # lines carry steps/s, examples/s and ETA everywhere.
     bar = tqdm.tqdm(
-        total=t.num_steps, initial=start, disable=None, unit="step", dynamic_ncols=True, leave=False
+        total=t.num_steps,
+        initial=start,
+        disable=None if primary else True,
+        unit="step",
+        dynamic_ncols=True,
+        leave=False,
     )
     try:
         for step in range(start + 1, t.num_steps + 1):

@@ -48,6 +48,16 @@ class MetricWriter:
             self._tb.close()
 
 
+class NullWriter:
+    """``MetricWriter`` 's interface, writing nothing (non-primary processes)."""
+
+    def write(self, step: int, scalars: dict, line: str | None = None):
+        del step, scalars, line
+
+    def close(self):
+        pass
+
+
 class Throughput:
     """Steps/s, examples/s and ETA between log steps (excludes the compile step)."""
 
