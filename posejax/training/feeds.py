@@ -281,4 +281,11 @@ def eval_batches(
     it = blocks.to_iter_dataset(read_options or DEFAULT_READ_OPTIONS)
     if mesh is not None:
         it = _device_prefetch(it, NamedSharding(mesh, PartitionSpec("data")), 2)
-    return iter(it)
+    return _closing(iter(it))
+
+
+def _closing(iterator):
+    try:
+        yield from iterator
+    finally:  # stops grain's threads when done, not in a destructor at interpreter exit
+        iterator.close()

@@ -3,6 +3,11 @@ JSON state (with prefetch and worker processes), padded evaluation batches, the 
 feed, and a jitted regression resumed bit-exactly."""
 
 import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
 import time
 
 import jax
@@ -118,6 +123,10 @@ def test_loader_errors_are_clear():
     feed.close()
     with pytest.raises(ValueError, match="same number of rows"):
         feeds.ArrayRows({"a": np.zeros(3), "b": np.zeros(4)})
+    with pytest.raises(ValueError, match="eval batch_size=6 does not divide"):
+        feeds.eval_batches(feeds.ArrayRows(examples()), 6, mesh=mesh4())  # raised at once
+    with pytest.raises(ValueError, match="no examples"):
+        feeds.eval_batches([], 4)
 
 
 def test_pose_rows_batch_into_posedata():
@@ -209,3 +218,83 @@ def test_jitted_step_resumes_bit_exactly():
     resumed, _, _ = train(6, params, opt_state, json.loads(saved))
     jax.tree.map(np.testing.assert_array_equal, resumed, full)
     assert float(jnp.abs(full["w"]).sum()) > 1.0  # it did learn something
+
+
+# -- a mesh over two processes ----------------------------------------------------------------
+@pytest.mark.slow  # two fresh Python processes that import jax and meet over jax.distributed
+def test_two_processes_load_disjoint_shards_of_one_global_batch(tmp_path):
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "JAX_PLATFORMS": "cpu"}
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, str(pid), str(port), str(tmp_path / f"{pid}.json")],
+            env=env,
+        )
+        for pid in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    out = [json.loads((tmp_path / f"{pid}.json").read_text()) for pid in range(2)]
+    # Each process holds half of every global batch, from its own half of the examples.
+    local = [np.array(o["local"]) for o in out]
+    assert np.all(local[0] % 2 == 0) and np.all(local[1] % 2 == 1)
+    assert out[0]["global"] == out[1]["global"]
+    np.testing.assert_array_equal(
+        np.array(out[0]["global"][0]), local[0][0].tolist() + local[1][0].tolist()
+    )
+    assert out[0]["state"] == out[1]["state"] and all(o["resumed"] for o in out)
+    # Evaluation: global batch i holds examples [8 i, 8 i + 8) in order, padding at the end.
+    index = np.concatenate(
+        [np.concatenate(o) for o in zip(out[0]["eval"], out[1]["eval"], strict=True)]
+    )
+    valid = np.concatenate(
+        [np.concatenate(o) for o in zip(out[0]["valid"], out[1]["valid"], strict=True)]
+    )
+    np.testing.assert_array_equal(index[valid], np.arange(N))
+
+
+def _process_main(pid, port, out_path):
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=pid)
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    gather = jax.jit(lambda x: x, out_shardings=replicated)
+
+    def local(x):
+        return np.concatenate([np.asarray(s.data) for s in x.addressable_shards]).tolist()
+
+    feed = make_feed_on(mesh)
+    ids, glob = [], []
+    for k in range(5):
+        b = feed.next()
+        ids.append(local(b["id"]))
+        glob.append(np.asarray(gather(b["id"]).addressable_shards[0].data).tolist())
+        if k == 2:
+            state = feed.get_state()
+    feed.close()
+    resumed = make_feed_on(mesh)
+    resumed.set_state(json.loads(json.dumps(state)))
+    again = [local(resumed.next()["id"]) for _ in range(2)]
+    resumed.close()
+    ev = list(feeds.eval_batches(feeds.ArrayRows(examples()), BATCH, mesh=mesh))
+    result = {
+        "local": ids,
+        "global": glob,
+        "state": state,
+        "resumed": again == ids[3:],
+        "eval": [local(b.index) for b in ev],
+        "valid": [local(b.valid) for b in ev],
+    }
+    pathlib.Path(out_path).write_text(json.dumps(result))
+    jax.distributed.shutdown()
+
+
+def make_feed_on(mesh):
+    return feeds.LoaderFeed.from_source(feeds.ArrayRows(examples()), mesh, batch_size=BATCH, seed=7)
+
+
+if __name__ == "__main__":
+    _process_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
