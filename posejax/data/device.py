@@ -234,7 +234,10 @@ def sample_windows(
     field of the result is ``[B, T, ...]`` (``T = window``). The valid starts are found
     on the device from ``sequence`` / ``frame`` each call (a compare and a cumulative sum
     over the N rows, then a binary search per window), so any T works without host
-    tables. With no valid start the result is garbage: check ``window_starts`` first.
+    tables. That O(N) pass is memory-bound and small next to the gather on an
+    accelerator; on a 2-core CPU it took about 30 ms for N = 1.5M rows (all of Human3.6M),
+    against 20 ms to gather B=1024 windows of T=243. With no valid start the result is
+    garbage: check ``window_starts`` first.
 
     ``sharding``: where the windows should live (split over the mesh's 'data' axis: the
     B axis is sharded); ``None`` leaves the placement to XLA.
