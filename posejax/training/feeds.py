@@ -16,7 +16,9 @@ Interface (what the trainer calls):
 - ``next() -> pytree``: the ``data`` argument of the next train step.
 - ``get_state() -> dict | None``: JSON-serialisable state of the batch the *next*
   ``next()`` returns (batches prefetched but not yet returned are not counted);
-  ``None`` for a resident feed. The trainer saves it with every checkpoint.
+  ``None`` for a resident feed. The trainer saves it with every checkpoint. Every
+  process's shard has the same length and pipeline, so the state is the same on every
+  process (a test checks it on two): process 0 may write it for all.
 - ``set_state(state)``: resume so that ``next()`` returns the batch ``state`` names.
 - ``close()``: stops prefetch threads and worker processes.
 
@@ -26,6 +28,7 @@ example exactly once, in order, in padded batches with a ``valid`` mask.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Protocol
@@ -211,7 +214,8 @@ class LoaderFeed:
         return next(self._iterator)
 
     def get_state(self) -> dict:
-        return {"process_count": jax.process_count(), "iterator": self._iterator.get_state()}
+        state = copy.deepcopy(self._iterator.get_state())  # grain may reuse its dict
+        return {"process_count": jax.process_count(), "iterator": state}
 
     def set_state(self, state: dict | None) -> None:
         if state is None:
