@@ -182,3 +182,125 @@ def test_zscore_stats():
     np.testing.assert_allclose(normalize.denormalize(y, s), x, rtol=1e-5)
     with pytest.raises(ValueError, match="NaN"):
         normalize.zscore_stats(np.full((3, 2), np.nan))
+
+
+# -- sequences and windows ------------------------------------------------------------------
+LENGTHS = (9, 4, 7, 12, 5, 8, 3, 6)  # frames per record after the stride; some shorter than T
+
+
+def sequence_dataset(pad_to=32, mesh=None):
+    """Records of distinct lengths (one per subject/action/camera), stride 2, padded."""
+    recs = make_records(n_frames=24)[: len(LENGTHS)]
+    recs = [
+        dataclasses.replace(
+            r,
+            pose3d_world=r.pose3d_world[: 2 * n],
+            pose3d_cam=r.pose3d_cam[: 2 * n],
+            kp2d_gt=r.kp2d_gt[: 2 * n],
+            kp2d_det=r.kp2d_det[: 2 * n],
+        )
+        for r, n in zip(recs, LENGTHS, strict=True)
+    ]
+    return recs, device.DeviceDataset.from_records(recs, stride=2, pad_to=pad_to, mesh=mesh)
+
+
+def test_sequence_and_frame_fields():
+    recs, ds = sequence_dataset()
+    n = sum(LENGTHS)
+    assert ds.size == 64 and int(ds.host.valid.sum()) == n
+    expect_seq = np.repeat(np.arange(len(LENGTHS)), LENGTHS)
+    expect_frame = np.concatenate([np.arange(k) for k in LENGTHS])
+    np.testing.assert_array_equal(ds.host.sequence[:n], expect_seq)
+    np.testing.assert_array_equal(ds.host.frame[:n], expect_frame)
+    assert ds.host.sequence.dtype == np.int32 and ds.host.frame.dtype == np.int32
+    assert np.all(ds.host.sequence[n:] == -1)  # padding belongs to no sequence
+    assert ds.sequences[3] == (recs[3].subject, recs[3].action, recs[3].sequence, recs[3].camera)
+    # Row (sequence s, frame f) holds source frame 2 f of record s.
+    np.testing.assert_array_equal(ds.host.pose3d_cam[n - 1], recs[-1].pose3d_cam[2 * 5])
+
+
+def test_sequence_rows_cover_valid_rows_in_order():
+    recs, ds = sequence_dataset()
+    rows = device.sequence_rows(ds.host)
+    assert [len(r) for r in rows] == list(LENGTHS)
+    np.testing.assert_array_equal(np.sort(np.concatenate(rows)), np.arange(sum(LENGTHS)))
+    for s, r in enumerate(rows):
+        np.testing.assert_array_equal(ds.host.frame[r], np.arange(LENGTHS[s]))
+        np.testing.assert_array_equal(ds.host.pose3d_cam[r], recs[s].pose3d_cam[::2])
+
+
+def test_window_starts_never_cross_boundaries_or_padding():
+    _, ds = sequence_dataset()
+    t = 5
+    starts = device.window_starts(ds.host, t)
+    offsets = np.cumsum((0,) + LENGTHS)
+    expect = np.concatenate(
+        [np.arange(o, o + k - t + 1) for o, k in zip(offsets[:-1], LENGTHS, strict=True)]
+    )
+    np.testing.assert_array_equal(starts, expect)  # records of 3 and 4 frames give none
+    assert device.window_starts(ds.host, 12).tolist() == [offsets[3]]
+    assert device.window_starts(ds.host, 13).size == 0
+    with pytest.raises(ValueError, match="does not fit"):
+        device.window_starts(ds.host, 65)
+
+
+def test_sample_windows_are_consecutive_frames_of_one_sequence():
+    _, ds = sequence_dataset()
+    t, b = 5, 4096
+    traces = []
+
+    def draw(d, k):
+        traces.append(1)
+        return device.sample_windows(d, k, b, t)
+
+    f = jax.jit(draw)
+    w = jax.device_get(f(ds.data, jax.random.key(0)))
+    f(ds.data, jax.random.key(1))
+    assert len(traces) == 1  # one compilation for two keys
+    assert w.pose3d_cam.shape == (b, t, 17, 3) and w.valid.shape == (b, t)
+    assert w.valid.all()
+    np.testing.assert_array_equal(w.sequence, w.sequence[:, :1].repeat(t, 1))
+    np.testing.assert_array_equal(w.frame - w.frame[:, :1], np.arange(t)[None].repeat(b, 0))
+    # The window's rows, looked up on the host from (sequence, frame), hold the same poses.
+    rows = device.sequence_rows(ds.host)
+    host_rows = np.stack(
+        [rows[s][f] for s, f in zip(w.sequence.ravel(), w.frame.ravel(), strict=True)]
+    )
+    np.testing.assert_array_equal(w.pose3d_cam.reshape(-1, 17, 3), ds.host.pose3d_cam[host_rows])
+    np.testing.assert_array_equal(w.kp2d.reshape(-1, 17, 2), ds.host.kp2d[host_rows])
+    # Every valid start is drawn, and only those, roughly uniformly.
+    starts = host_rows.reshape(b, t)[:, 0]
+    valid_starts = device.window_starts(ds.host, t)
+    drawn, counts = np.unique(starts, return_counts=True)
+    np.testing.assert_array_equal(drawn, valid_starts)
+    expected = b / len(valid_starts)
+    assert counts.min() > 0.6 * expected and counts.max() < 1.4 * expected
+
+
+def test_sample_windows_sharded_over_four_devices():
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    mesh = Mesh(np.array(jax.devices()[:4]), ("data",))
+    _, ds = sequence_dataset(mesh=mesh)
+    sharding = NamedSharding(mesh, PartitionSpec("data"))
+    f = jax.jit(lambda d, k: device.sample_windows(d, k, 8, 3, sharding))
+    w = f(ds.data, jax.random.key(2))
+    assert w.pose3d_cam.sharding.is_equivalent_to(sharding, 4)
+    assert len(w.pose3d_cam.sharding.device_set) == 4
+    assert w.pose3d_cam.addressable_shards[0].data.shape == (2, 3, 17, 3)
+    unsharded = jax.jit(lambda d, k: device.sample_windows(d, k, 8, 3))(ds.data, jax.random.key(2))
+    np.testing.assert_array_equal(w.pose3d_cam, unsharded.pose3d_cam)
+
+
+def test_posedata_without_sequence_fields_still_works():
+    _, ds = sequence_dataset()
+    h = ds.host
+    fields = {k: getattr(h, k) for k in h.__dataclass_fields__ if k not in ("sequence", "frame")}
+    bare = device.PoseData(**fields)
+    assert bare.sequence is None
+    padded = device.pad(jax.tree.map(lambda x: x[:50], bare), 16)
+    assert padded.size == 64 and padded.sequence is None
+    b = jax.jit(lambda d, k: device.sample_batch(d, k, 8))(padded, jax.random.key(0))
+    assert b.kp2d.shape == (8, 17, 2) and b.frame is None
+    with pytest.raises(ValueError, match="sequence and .frame"):
+        device.window_starts(bare, 3)
