@@ -1,22 +1,15 @@
 """Shared test helpers: configs by method name, parameters of a workdir."""
 
-import importlib.util
-import pathlib
-
 import jax
 import numpy as np
 
+import configs
 from posejax import methods
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def load_config(name: str, arg: str | None = "smoke"):
     """``configs/<name>.py`` with variant ``arg``."""
-    spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO / "configs" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config(arg)
+    return configs.get_config(name, arg)
 
 
 def smoke_config(method: str):

@@ -62,18 +62,9 @@ class GANMethod(base.MethodBase):
             raise ValueError(f"unknown model.critic {m.critic!r}; expected 'mmd' or 'wgan_gp'")
         abstract = nnx.eval_shape(lambda: self.make(nnx.Rngs(0)))
         self.graphdefs = {k: nnx.graphdef(v) for k, v in abstract.items()}
-        self.tx = {"generator": self._optimizer(), "critic": self._optimizer()}
-
-    def _optimizer(self):
-        c = self.config
-        spe, decay, start = c.schedule.epoch_steps, c.schedule.decay_rate, c.schedule.decay_start
-        base = c.optim.lr
-
-        def lr(step):  # lr(e) = base * decay ** max(0, e - (start - 1)), e = 0-based epoch
-            epoch = step // spe
-            return base * decay ** jnp.maximum(0, epoch - (start - 1))
-
-        return optax.adam(lr, b1=c.optim.b1, b2=c.optim.b2, eps=c.optim.eps)
+        # optim.* and grad_clip as every method; the default schedule is WSGN's per-epoch
+        # decay (methods/schedules.py, 'epoch_exponential').
+        self.tx = {"generator": common.optimizer(config), "critic": common.optimizer(config)}
 
     # -- state ---------------------------------------------------------------------------
     def data_stats(self, train) -> dict:
