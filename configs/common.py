@@ -114,6 +114,10 @@ def base(method: str) -> ml_collections.ConfigDict:
     c.data.h36m = dict(dir="", detections="")  # VideoPose3D npz folder, 2D file name
     c.data.cmu_mocap = dict(dir="")  # folder of <subject>.asf / <subject>_<take>.amc
     c.data.augment = dict(rotate=False, flip_prob=0.0)
+    # resident: the split on the devices, batches drawn inside jit (DESIGN.md rule 1);
+    # loader: a grain pipeline (worker processes, device prefetch), for methods that allow it.
+    c.data.feed = "resident"
+    c.data.loader = dict(num_workers=0, prefetch=2)
 
     c.model = ml_collections.ConfigDict()
     c.loss = ml_collections.ConfigDict()

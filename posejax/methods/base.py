@@ -19,6 +19,8 @@ capability             meaning
 ``networks``           names of the networks in ``state.params`` (``init_from.networks``
                        and ``train.frozen`` name them)
 ``freezable``          whether ``train.frozen`` may name some of them
+``feeds``              ``data.feed`` kinds ``train_step`` accepts: ``resident`` (the split on
+                       the devices) and/or ``loader`` (batches from a grain pipeline)
 ``config_file``        ``configs/<config_file>.py`` holds its ``:smoke`` variant (default:
                        the name)
 =====================  ======================================================================
@@ -62,6 +64,7 @@ class Method(Protocol):
     multi_hypothesis: ClassVar[bool]
     eval_unit: ClassVar[EvalUnit]
     networks: ClassVar[tuple[str, ...]]
+    feeds: ClassVar[tuple[str, ...]]
     config_file: ClassVar[str]
     config: Any
 
@@ -125,6 +128,9 @@ class MethodBase:
     # A shared input/output helper with ``stats(train)`` and ``template()`` (e.g.
     # ``lifting.ZScoreIO``): the default ``data_stats`` / ``norm_template`` use it.
     io: ClassVar[Any] = None
+    # What ``train_step``'s ``data`` may be (``data.feed``): ``resident`` (the split on the
+    # devices, batches drawn inside jit) and/or ``loader`` (a batch from a grain pipeline).
+    feeds: ClassVar[tuple[str, ...]] = ("resident",)
 
     def __init__(self, config, mesh=None):
         self.config = config

@@ -31,6 +31,7 @@ class BaselineMethod(base.MethodBase):
     io = IO  # data_stats / norm_template: z-score statistics of the training split
     max_missing_joints = aug.MAX_MISSING_JOINTS
     networks = ("lifter",)
+    feeds = ("resident", "loader")
 
     def __init__(self, config, mesh=None):
         super().__init__(config, mesh)

@@ -65,11 +65,15 @@ class ZScoreIO:
 
 
 def draw_batch(data: device.PoseData, key, config, sharding=None) -> device.PoseData:
-    """A training batch drawn inside jit from the resident split and augmented as
-    ``config.data.augment`` says (keys: ``fold_in(key, DATA | AUGMENT)``)."""
-    batch = device.sample_batch(
-        data, jax.random.fold_in(key, common.DATA), config.train.batch_size, sharding
-    )
+    """A training batch augmented as ``config.data.augment`` says: drawn inside jit from
+    the resident split, or ``data`` itself when it is a loader batch (``data.feed``).
+    Keys: ``fold_in(key, DATA | AUGMENT)``."""
+    if config.data.get("feed", "resident") == "loader":
+        batch = data
+    else:
+        batch = device.sample_batch(
+            data, jax.random.fold_in(key, common.DATA), config.train.batch_size, sharding
+        )
     a = config.data.augment
     return aug.augment(
         batch, jax.random.fold_in(key, common.AUGMENT), rotate=a.rotate, flip_prob=a.flip_prob

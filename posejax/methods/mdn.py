@@ -94,6 +94,7 @@ class MDNMethod(base.MethodBase):
     max_missing_joints = aug.MAX_MISSING_JOINTS  # data.missing_joints, eval.missing_joints
     multi_hypothesis = True
     networks = ("lifter",)
+    feeds = ("resident", "loader")
 
     def __init__(self, config, mesh=None):
         super().__init__(config, mesh)

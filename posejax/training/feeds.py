@@ -293,3 +293,32 @@ def _closing(iterator):
         yield from iterator
     finally:  # stops grain's threads when done, not in a destructor at interpreter exit
         iterator.close()
+
+
+FEEDS = ("resident", "loader")
+
+
+def make_train_feed(config, dataset: device.DeviceDataset, mesh: Mesh, method) -> Feed:
+    """The training feed ``config.data.feed`` names for ``method``:
+
+    * ``resident``: the split on the devices, batches drawn inside the jitted step;
+    * ``loader``: a grain pipeline over the split's rows (``data.loader.num_workers``
+      worker processes, ``data.loader.prefetch`` batches on the devices ahead), global
+      batches of ``train.batch_size`` sharded over ``'data'``; its iterator state travels
+      with every checkpoint.
+    """
+    kind = config.data.get("feed", "resident")
+    if kind not in FEEDS:
+        raise ValueError(f"unknown data.feed {kind!r}; expected one of {FEEDS}")
+    if kind not in method.feeds:
+        raise ValueError(
+            f"method {method.name!r} trains from the feeds {list(method.feeds)}, not "
+            f"data.feed={kind!r}"
+        )
+    if kind == "resident":
+        return ResidentFeed(dataset)
+    opts = config.data.get("loader", {})
+    return LoaderFeed.from_source(
+        pose_rows(dataset.host), mesh, batch_size=config.train.batch_size, seed=config.seed,
+        prefetch=opts.get("prefetch", 2), num_workers=opts.get("num_workers", 0),
+    )  # fmt: skip

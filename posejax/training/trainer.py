@@ -20,7 +20,7 @@ from posejax import methods
 from posejax.methods import base
 from posejax.training import checkpoint as ckpt_lib
 from posejax.training import data as data_lib
-from posejax.training import distributed, evaluation, sharding, writers
+from posejax.training import distributed, evaluation, feeds, sharding, writers
 from posejax.training import workdir as workdir_lib
 
 log = logging.getLogger("posejax")
@@ -85,6 +85,7 @@ class Run:
         sharding.check_batch(config.train.batch_size, self.mesh)
         self.method = methods.get(config.method)(config, mesh=self.mesh)
         self.train = data_lib.load_split(config, config.data.train_split, self.mesh)
+        self.feed = feeds.make_train_feed(config, self.train, self.mesh, self.method)
         self.test = data_lib.load_split(
             config,
             config.data.test_split,
@@ -107,7 +108,11 @@ class Run:
         if self.ckpt.latest_step() is not None:
             step = self.ckpt.latest_step()
             log.info("resuming from %s/checkpoints/%d", self.workdir, step)
-            return self.ckpt.restore(abstract, step, expect_method=cfg.method)
+            restored = self.ckpt.restore(abstract, step, expect_method=cfg.method)
+            # The loader's iterator state of that step: the next batch is the one an
+            # uninterrupted run would have drawn.
+            self.feed.set_state(self.ckpt.read_meta(step).get("feed_state"))
+            return restored
         init = init_spec(cfg)
         if init["workdir"]:
             return self._init_from(state, **init)
@@ -136,6 +141,7 @@ class Run:
     def meta(self) -> dict:
         return {
             "method": self.config.method,
+            "feed_state": self.feed.get_state(),  # None for the resident feed
             "config": json.loads(self.config.to_json_best_effort()),
             "commit": git_commit(),
         }
@@ -207,7 +213,7 @@ def run(config, workdir) -> dict:
     try:
         for step in range(start + 1, t.num_steps + 1):
             bar.update(1)
-            state, m = train_step(state, r.train.data, r.root)
+            state, m = train_step(state, r.feed.next(), r.root)
             if step == start + 1:
                 jax.block_until_ready(state)
                 clock.start(step)
@@ -224,6 +230,7 @@ def run(config, workdir) -> dict:
                 last_saved = step
     finally:
         bar.close()
+        r.feed.close()
         r.ckpt.close()
         writer.close()
     return summary
