@@ -119,8 +119,61 @@ def format_table(tabs: dict, title: str = "") -> str:
     return "\n".join(lines)
 
 
+def compute_sequence_errors(
+    method, state, dataset: device.DeviceDataset, seed: int = 0, allow_reflection: bool = False
+) -> dict:
+    """For methods whose ``eval_unit`` is ``'sequence'``: ``method.eval_step`` sees one
+    whole sequence at a time, in frame order, as ``PoseData`` fields ``[1, T, ...]``
+    (T padded to the next power of two with ``valid`` False, so programs compile once
+    per length bucket); ``frame_errors`` returns ``{name: [1, T]}``. Sequence ``i`` gets
+    the key ``fold_in(key(seed), i)``.
+
+    Returns numpy ``{name: [N_valid]}`` in the row order of ``dataset`` (as
+    ``compute_errors``).
+    """
+    host, out = dataset.host, {}
+    order = []
+    for i, rows in enumerate(device.sequence_rows(host)):
+        if not len(rows):
+            continue
+        t = 1 << int(np.ceil(np.log2(len(rows))))
+        padded = np.concatenate([rows, np.repeat(rows[-1:], t - len(rows))])
+        seq = jax.tree.map(lambda x, r=padded: jnp.asarray(np.asarray(x)[r])[None], host)
+        seq = seq.replace(valid=jnp.asarray(np.arange(t) < len(rows))[None])
+        errs = distributed.to_host(
+            _sequence_program(
+                state, seq, jnp.uint32(seed), i, method=method, allow_reflection=allow_reflection
+            )
+        )
+        for k, v in errs.items():
+            out.setdefault(k, []).append(np.asarray(v)[0, : len(rows)])
+        order.append(rows)
+    if not order:
+        raise ValueError("no valid frames to evaluate")
+    pos = np.argsort(np.concatenate(order), kind="stable")  # back to the dataset's row order
+    return {k: np.concatenate(v)[pos] for k, v in out.items()}
+
+
+@functools.partial(jax.jit, static_argnames=("method", "allow_reflection"))
+def _sequence_program(state, seq, seed, index, *, method, allow_reflection):
+    key = jax.random.fold_in(jax.random.key(seed), index)
+    out = method.eval_step(state, seq, key)
+    return method.frame_errors(out, allow_reflection=allow_reflection)
+
+
 def evaluate(method, state, dataset: device.DeviceDataset, config) -> dict:
-    """Errors, per-action tables and summary scalars of ``state`` on ``dataset``."""
+    """Errors, per-action tables and summary scalars of ``state`` on ``dataset``, per
+    batch of frames or, for ``eval_unit == 'sequence'``, per sequence in order."""
+    if method.eval_unit == "sequence":
+        errs = compute_sequence_errors(
+            method, state, dataset, config.eval.get("seed", 0), config.eval.allow_reflection
+        )
+        tabs = tables(errs, frame_actions(dataset))
+        return {
+            "tables": tabs,
+            "summary": summary(tabs),
+            "num_frames": int(dataset.host.valid.sum()),
+        }
     errs = compute_errors(
         method,
         state,
