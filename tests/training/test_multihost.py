@@ -27,7 +27,6 @@ machine loaded far beyond that can fail here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -41,24 +40,12 @@ import jax
 import numpy as np
 import pytest
 
-from posejax.training import distributed, protocol, sharding, trainer
+from posejax.training import distributed, trainer
+from tests.helpers import load_config, params_of
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 NUM_PROCESSES = 2
 OVERRIDES = ("--config.optim.name=sgd",)  # see the module docstring
-
-
-def load_config(name="baseline", arg="smoke"):
-    spec = importlib.util.spec_from_file_location(f"cfg_{name}", REPO / "configs" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config(arg)
-
-
-def params_of(workdir):
-    config = protocol.load_config(workdir)
-    _, state, _ = protocol.restore(workdir, config, sharding.make_mesh(1))
-    return jax.tree.map(np.asarray, state.params)
 
 
 def free_port() -> int:
@@ -180,7 +167,7 @@ def test_two_processes_kill_resume_match_one_process(tmp_path):
     assert any("eval/p1" in r for r in records)
 
     # 3. The same steps in one process on four devices, uninterrupted.
-    config = load_config()
+    config = load_config("baseline", "smoke")
     config.mesh.data = 4
     config.optim.name = "sgd"
     config.train.num_steps = final
