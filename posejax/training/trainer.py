@@ -101,8 +101,8 @@ class Run:
         create = jax.jit(self.method.create_state, out_shardings=repl)
         state = create(jax.random.fold_in(self.root, 2**31 - 1), norm)
         abstract = ckpt_lib.abstract_state(state, repl)
-        if self.ckpt.latest_step() is not None:
-            step = self.ckpt.latest_step()
+        step = self.ckpt.latest_good_step(set_aside=True)
+        if step is not None:
             log.info("resuming from %s/checkpoints/%d", self.workdir, step)
             return self.ckpt.restore(abstract, step, expect_method=cfg.method)
         if cfg.init_from:
