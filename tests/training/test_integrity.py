@@ -99,7 +99,7 @@ def test_flipped_bytes_named_by_readers_and_set_aside_by_the_writer(workdir, cap
         assert ckpt.latest_good_step(set_aside=True) == 2
     (aside,) = set_aside_dirs(workdir)
     assert aside.startswith("3.corrupt-")
-    assert f"checkpoints/3 is corrupt" in caplog.text and aside in caplog.text
+    assert "checkpoints/3 is corrupt" in caplog.text and aside in caplog.text
     assert "resuming from step 2" in caplog.text
     assert ckpt.all_steps() == [1, 2] and ckpt.latest_step() == 2
     assert int(ckpt.restore(abstract()).step) == 2
