@@ -195,12 +195,12 @@ class Checkpointer:
             for path, kind, why in bad:
                 target = integrity.set_aside(path, kind)
                 log.warning(
-                    "checkpoint %s is %s (%s): set aside as %s; resuming from %s",
+                    "checkpoint %s is %s (%s): set aside as %s; %s",
                     path,
                     kind,
                     why,
                     target.name,
-                    "nothing (a fresh start)" if good is None else f"step {good}",
+                    "no step verifies" if good is None else f"resuming from step {good}",
                 )
         if jax.process_count() > 1:
             ocp.multihost.sync_global_processes("posejax_checkpoint_set_aside")
