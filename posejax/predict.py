@@ -30,6 +30,7 @@ import sys
 
 import numpy as np
 
+from posejax import cli
 from posejax import keypoints as kpio
 from posejax.core import aggregate as agg
 from posejax.core import skeleton as skel
@@ -227,4 +228,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -426,8 +426,10 @@ def main(argv: list[str]) -> None:
     from tensorflow_datasets.scripts.cli import build as tfds_build
     from tensorflow_datasets.scripts.cli import cli_utils
 
+    from posejax import cli
+
     if len(argv) < 2 or argv[1] != "build":
-        raise SystemExit(
+        raise cli.UsageError(
             f"usage: python -m posejax.data.tfds_io build <datasets> [flags]; {NAMES=}"
         )
     args = [str(DATASETS_DIR / a) if a in NAMES else a for a in argv[2:]]
@@ -436,4 +438,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    from posejax import cli
+
+    cli.run(main, sys.argv, with_program=True)

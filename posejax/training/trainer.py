@@ -105,8 +105,8 @@ class Run:
         create = jax.jit(self.method.create_state, out_shardings=repl)
         state = create(jax.random.fold_in(self.root, 2**31 - 1), norm)
         abstract = ckpt_lib.abstract_state(state, repl)
-        if self.ckpt.latest_step() is not None:
-            step = self.ckpt.latest_step()
+        step = self.ckpt.latest_good_step(set_aside=True)
+        if step is not None:
             log.info("resuming from %s/checkpoints/%d", self.workdir, step)
             restored = self.ckpt.restore(abstract, step, expect_method=cfg.method)
             # The loader's iterator state of that step: the next batch is the one an
