@@ -18,11 +18,9 @@ def main(argv=None):
         argv.append("--stride=16")
     print("posejax.aggregate is an alias of: python -m posejax.evaluate " + " ".join(argv),
           file=sys.stderr)  # fmt: skip
-    from absl import app
+    from posejax import cli, evaluate
 
-    from posejax import evaluate
-
-    app.run(evaluate.main, argv=["posejax.evaluate", *argv])
+    cli.run_absl(evaluate.main, argv=["posejax.evaluate", *argv])
 
 
 if __name__ == "__main__":

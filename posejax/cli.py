@@ -91,7 +91,26 @@ def run(
 
 
 def run_absl(main: Callable[[list[str]], object], argv: Sequence[str] | None = None) -> None:
-    """``absl.app.run(main)`` under ``run``: absl parses the flags, ``run`` reports."""
-    from absl import app
+    """absl's flag parsing, then ``main``, under ``run``: a bad flag, an unknown
+    ``--config.x`` override or a config file's unknown variant is one line too."""
+    from absl import flags
 
-    run(lambda args: app.run(main, argv=args), argv, with_program=True)
+    def parse_then_run(args):
+        try:
+            remaining = flags.FLAGS(args)
+        except AttributeError as e:  # ml_collections: an override of a key that is not there
+            given = [a.split("=")[0] for a in args if a.startswith("--config.")]
+            raise UsageError(
+                f"a --config override names a key the config does not have ({one_line(e)}); "
+                f"overrides given: {given}; see the config file for its keys"
+            ) from e
+        except OSError as e:  # config_flags: the config file cannot be read
+            lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+            raise UsageError(f"cannot load the config file: {lines[-1] if lines else e}") from e
+        except flags.Error as e:
+            lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+            text = lines[-1] if "Traceback" in str(e) else one_line(e)
+            raise UsageError(f"bad command-line flag: {text}") from e
+        return main(remaining)
+
+    run(parse_then_run, argv, with_program=True)

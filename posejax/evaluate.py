@@ -15,7 +15,7 @@ import logging
 import pathlib
 import sys
 
-from absl import app, flags
+from absl import flags
 from absl import logging as absl_logging
 
 flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
@@ -41,6 +41,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notes
     absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every restore at INFO
     from posejax.training import aggregation, protocol
 
@@ -64,4 +65,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    from posejax import cli
+
+    cli.run_absl(main)  # expected failures: one line "error: ..." and status 2 (--debug: traceback)

@@ -13,9 +13,11 @@ TPU pods). Every process runs the same command with the same shared ``--workdir`
 
 import logging
 
-from absl import app, flags
+from absl import flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
+
+from posejax import cli
 
 config_flags.DEFINE_config_file("config", None, "Path to a config file.", lock_config=True)
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and config.json go.")
@@ -30,18 +32,24 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notes
     absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
     cluster = (FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
     if any(v is not None for v in cluster) and not FLAGS.distributed:
-        raise app.UsageError("--coordinator/--num_processes/--process_id need --distributed")
+        raise cli.UsageError("--coordinator/--num_processes/--process_id need --distributed")
     if FLAGS.distributed:
         from posejax.training import distributed
 
         distributed.initialize(*cluster)
     from posejax.training import trainer
 
-    trainer.run(FLAGS.config, FLAGS.workdir)
+    try:
+        config = FLAGS.config
+        "method" in config  # noqa: B015 - loads the (lazy) config here
+    except OSError as e:  # config_flags defers a config file it could not load to here
+        raise cli.UsageError(f"cannot load --config: {str(e).splitlines()[-1].strip()}") from e
+    trainer.run(config, FLAGS.workdir)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_absl(main)  # expected failures: one line "error: ..." and status 2 (--debug: traceback)

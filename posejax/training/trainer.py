@@ -7,6 +7,7 @@ A run that dies resumes from the workdir's latest checkpoint: step keys are
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import pathlib
@@ -20,7 +21,7 @@ from posejax import methods
 from posejax.methods import base
 from posejax.training import checkpoint as ckpt_lib
 from posejax.training import data as data_lib
-from posejax.training import distributed, evaluation, feeds, sharding, writers
+from posejax.training import distributed, evaluation, feeds, lock, sharding, writers
 from posejax.training import workdir as workdir_lib
 
 log = logging.getLogger("posejax")
@@ -179,6 +180,13 @@ def run(config, workdir) -> dict:
 
     Returns the last evaluation summary (``{'eval/p1': mm, ...}``).
     """
+    with contextlib.ExitStack() as stack:
+        if distributed.is_primary():  # one writer per workdir (the processes of one run share it)
+            stack.enter_context(lock.WorkdirLock(workdir))
+        return _run(config, workdir)
+
+
+def _run(config, workdir) -> dict:
     r = Run(config, workdir)
     t = config.train
     train_step = make_train_step(r.method, r.mesh)

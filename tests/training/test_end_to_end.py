@@ -114,13 +114,18 @@ def test_incompatible_and_corrupt_checkpoints(tmp_path):
     wider.train.num_steps = 3
     with pytest.raises(ckpt_lib.CheckpointError, match=r"model expects \(96,"):
         trainer.run(wider, wd)
-    # Corrupt every data file of the latest step: a clear error naming the step directory.
+    # Corrupt every data file of the latest step: a reader gets a clear error naming it ...
     for f in (wd / "checkpoints" / "2" / "state").rglob("*"):
         if f.is_file() and "d" == f.parent.name:
             f.write_bytes(b"garbage")
-    config.train.num_steps = 3
     with pytest.raises(ckpt_lib.CheckpointError, match=r"checkpoints/2 is unreadable or corrupt"):
-        trainer.run(config, wd)
+        protocol.evaluate_workdir(wd, stride=8)
+    # ... the trainer sets it aside (never deletes it) and resumes from the newest step that
+    # verifies: none here, so from scratch.
+    config.train.num_steps = 3
+    trainer.run(config, wd)
+    assert [p.name[:10] for p in (wd / "checkpoints").glob("2.corrupt-*")] == ["2.corrupt-"]
+    assert ckpt_lib.Checkpointer(wd, read_only=True).all_steps() == [2, 3]
 
 
 def test_init_from(tmp_path):
