@@ -1,10 +1,14 @@
 """Shared test helpers: configs by method name, parameters of a workdir."""
 
+import pathlib
+
 import jax
 import numpy as np
 
 import configs
 from posejax import methods
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def load_config(name: str, arg: str | None = "smoke"):
