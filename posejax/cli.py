@@ -101,7 +101,8 @@ def run_absl(main: Callable[[list[str]], object], argv: Sequence[str] | None = N
         except AttributeError as e:  # ml_collections: an override of a key that is not there
             given = [a.split("=")[0] for a in args if a.startswith("--config.")]
             raise UsageError(
-                f"a --config override names a key the config does not have ({one_line(e)}); "
+                f"a --config override names a key the config does not have "
+                f"({one_line(e).strip(chr(34) + chr(39))}); "
                 f"overrides given: {given}; see the config file for its keys"
             ) from e
         except OSError as e:  # config_flags: the config file cannot be read

@@ -249,9 +249,13 @@ def _log(writer, clock, step, m, r, last_saved):
     bad = {k: v for k, v in scalars.items() if not np.isfinite(v)}
     if bad:
         raise FloatingPointError(
-            f"non-finite training metrics at step {step}: {bad}. The run stops here; the "
-            f"last checkpoint is step {last_saved} in {r.ckpt.directory}. Lower optim.lr or "
-            "check the data."
+            f"non-finite training metrics at step {step}: {bad}. The run stops here; "
+            + (
+                f"the last checkpoint is step {last_saved} in {r.ckpt.directory}"
+                if last_saved is not None
+                else "no checkpoint was written yet"
+            )
+            + ". Lower optim.lr or check the data."
         )
     rates = clock.rates(step)
     scalars.update({f"perf/{k}": v for k, v in rates.items() if np.isfinite(v)})

@@ -2,7 +2,6 @@
 checkpoint is being written), resumed after each kill until it completes, ends bit-equal
 to an uninterrupted run, and leaves no step directory that fails verification."""
 
-import importlib.util
 import os
 import pathlib
 import random
@@ -15,7 +14,9 @@ import jax
 import numpy as np
 
 from posejax.training import checkpoint as ckpt_lib
-from posejax.training import integrity, protocol, sharding, trainer
+from posejax.training import integrity, sharding, trainer
+from posejax.training import workdir as workdir_lib
+from tests import helpers
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 NUM_STEPS = 30
@@ -30,10 +31,7 @@ RUN_TIMEOUT_S = 120  # one process, start to kill or to the end
 
 
 def load_config():
-    spec = importlib.util.spec_from_file_location("cfg_baseline", REPO / "configs" / "baseline.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    config = mod.get_config("smoke")
+    config = helpers.load_config("baseline", "smoke")
     for key, value in OVERRIDES.items():
         config.train[key] = value
     return config
@@ -100,8 +98,8 @@ def _ino(path):
 
 
 def full_state(workdir):
-    config = protocol.load_config(workdir)
-    _, state, step = protocol.restore(workdir, config, sharding.make_mesh(1), step=NUM_STEPS)
+    r = workdir_lib.restore(workdir, mesh=sharding.make_mesh(1), step=NUM_STEPS)
+    state, step = r.state, r.step
     assert step == NUM_STEPS
     return jax.tree.map(np.asarray, state)
 
