@@ -119,6 +119,34 @@ def format_table(tabs: dict, title: str = "") -> str:
     return "\n".join(lines)
 
 
+def compute_errors_from_batches(method, state, batches, allow_reflection=False, seed=0) -> dict:
+    """``compute_errors`` for a split that is not resident: ``batches`` yields
+    ``feeds.EvalBatch`` es (``feeds.eval_batches``: every example once, in order, padded)
+    whose ``data`` is a ``PoseData`` batch. One jitted program per batch shape; batch ``i``
+    gets the key ``fold_in(key(seed), i)`` as in ``compute_errors``.
+
+    Returns numpy ``{name: [N_valid]}`` in the examples' order.
+    """
+    out = {}
+    for i, b in enumerate(batches):
+        valid = np.asarray(distributed.to_host(b.valid))
+        data = b.data.replace(valid=b.valid)
+        errs = distributed.to_host(_batch_program(
+            state, data, jnp.uint32(seed), i, method=method, allow_reflection=allow_reflection
+        ))  # fmt: skip
+        for k, v in errs.items():
+            out.setdefault(k, []).append(np.asarray(v)[valid])
+    if not out:
+        raise ValueError("no batches to evaluate")
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+@functools.partial(jax.jit, static_argnames=("method", "allow_reflection"))
+def _batch_program(state, batch, seed, index, *, method, allow_reflection):
+    out = method.eval_step(state, batch, jax.random.fold_in(jax.random.key(seed), index))
+    return method.frame_errors(out, allow_reflection=allow_reflection)
+
+
 def compute_sequence_errors(
     method, state, dataset: device.DeviceDataset, seed: int = 0, allow_reflection: bool = False
 ) -> dict:

@@ -103,3 +103,21 @@ def test_loader_feed_resumes_with_the_batches_of_an_uninterrupted_run(tmp_path):
     gan.data.feed = "loader"
     with pytest.raises(ValueError, match=r"method 'gan' trains from the feeds \['resident'\]"):
         trainer.run(gan, tmp_path / "gan")
+
+
+def test_evaluation_from_a_feed_of_batches_matches_the_resident_split():
+    """A split that is not resident is evaluated from ``feeds.eval_batches``: the same
+    per-frame errors as the resident path (every frame once, in order)."""
+    from posejax.training import data as data_lib
+    from posejax.training import evaluation, feeds
+
+    config = smoke_config("baseline")
+    method = methods.get("baseline")(config)
+    test = data_lib.load_split(config, "test", None, stride=4, pad_to=64)
+    state = method.create_state(jax.random.key(0), method.data_stats(test.host))
+    resident = evaluation.compute_errors(method, state, test.data, 64)
+    batches = feeds.eval_batches(feeds.pose_rows(test.host), 48)  # another batch size
+    streamed = evaluation.compute_errors_from_batches(method, state, batches)
+    assert set(streamed) == set(resident) and len(streamed["p1"]) == int(test.host.valid.sum())
+    for k in resident:
+        np.testing.assert_allclose(streamed[k], resident[k], rtol=1e-4, atol=1e-3)
