@@ -15,9 +15,12 @@ ratio of the medians, the median of the per-round paired ratios, pass against
 ``--threshold``), and prints the table.
 
 ``--wait_for PATTERN`` polls ``pgrep -f PATTERN`` before every subprocess and waits (up
-to ``--wait_max_s`` each time, ``--wait_total_s`` in all) while a match runs; whether it
-still ran is recorded as ``loaded``. This script itself imports no JAX: versions and
-device come from the subprocesses' records.
+to ``--wait_max_s`` each time, ``--wait_total_s`` in all) while a match runs, and polls
+again every ``--poll_s`` while the subprocess runs; a measurement that saw a match
+(before, during or right after) is ``polluted``, and its old/new pair is rerun (up to
+``--retries`` times; the discarded pair stays in ``--out`` as ``measurement_discarded``).
+This script itself imports no JAX: versions and device come from the subprocesses'
+records.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import tempfile
 import time
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+META_KEYS = ("jax", "jaxlib", "flax", "device_kind", "platform", "cpu", "host_cores")
 
 
 def parse_args(argv=None):
@@ -53,6 +57,9 @@ def parse_args(argv=None):
     p.add_argument("--wait_max_s", type=float, default=600.0)
     p.add_argument("--wait_poll_s", type=float, default=30.0)
     p.add_argument("--wait_total_s", type=float, default=900.0, help="cap on all waits")
+    p.add_argument("--poll_s", type=float, default=2.0, help="--wait_for poll during a run")
+    p.add_argument("--retries", type=int, default=2,
+                   help="reruns of an old/new pair that a --wait_for process polluted")  # fmt: skip
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--run", default="", help="run label (default: a timestamp)")
     p.add_argument("--out", default=str(RESULTS / "compare_commits.jsonl"))
@@ -151,16 +158,28 @@ def collect(bench: str, path: pathlib.Path) -> list[dict]:
 
 def run_one(args, side, checkout, bench, label, tmp) -> tuple[list[dict], dict, float]:
     out = pathlib.Path(tmp) / f"{label}-{side}-{bench}.jsonl"
+    out.unlink(missing_ok=True)
     cmd = bench_cmd(args, bench, out, label)
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     quiet = wait_quiet(args)
+    during = False
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
+    p = subprocess.Popen(
+        cmd, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    while True:  # poll for --wait_for processes while the benchmark runs
+        try:
+            log, _ = p.communicate(timeout=args.poll_s)
+            break
+        except subprocess.TimeoutExpired:
+            during = during or bool(others_running(args.wait_for))
     wall = time.perf_counter() - t0
     if p.returncode or not out.exists():
-        sys.stderr.write(p.stdout[-4000:] + p.stderr[-4000:])
+        sys.stderr.write(log[-8000:])
         raise SystemExit(f"{side} {bench} failed (rc {p.returncode}): {' '.join(cmd)}")
+    quiet["loaded_during"] = during
     quiet["loaded_after"] = bool(others_running(args.wait_for))
+    quiet["polluted"] = quiet["loaded"] or during or quiet["loaded_after"]
     return collect(bench, out), quiet, wall
 
 
@@ -187,7 +206,7 @@ def summarise(meas: list[dict], threshold: float) -> list[dict]:
                 "new_values": list(by["new"].values()),
                 "rounds": min(len(by["old"]), len(by["new"])),
                 "pass": new / old >= threshold,
-                "any_loaded": any(m["loaded"] for m in meas if m["cell"] == cell),
+                "any_polluted": any(m["polluted"] for m in meas if m["cell"] == cell),
             }
         )
     return out
@@ -207,33 +226,47 @@ def main(args):
     with tempfile.TemporaryDirectory() as tmp, outp.open("a") as f:
         for r in range(args.rounds):
             for bench in benches:
-                for side in ("old", "new"):
-                    rows, quiet, wall = run_one(args, side, sides[side], bench, run, tmp)
-                    for row in rows:
-                        meta = {k: row[k] for k in ("jax", "jaxlib", "flax", "device_kind",
-                                                    "platform", "cpu", "host_cores")}  # fmt: skip
-                        m = {
-                            "benchmark": "compare_commits",
-                            "kind": "measurement",
-                            "run": run,
-                            "round": r,
-                            "side": side,
-                            "commit": commits[side],
-                            "checkout": str(sides[side]),
-                            "subprocess_wall_s": round(wall, 1),
-                            **quiet,
-                            **row,
-                            "time": time.time(),
-                        }
-                        meas.append(m)
+                for attempt in range(args.retries + 1):
+                    pair = []
+                    for side in ("old", "new"):
+                        rows, quiet, wall = run_one(args, side, sides[side], bench, run, tmp)
+                        for row in rows:
+                            meta = {k: row[k] for k in META_KEYS}
+                            pair.append(
+                                {
+                                    "benchmark": "compare_commits",
+                                    "kind": "measurement",
+                                    "run": run,
+                                    "round": r,
+                                    "attempt": attempt,
+                                    "side": side,
+                                    "commit": commits[side],
+                                    "checkout": str(sides[side]),
+                                    "subprocess_wall_s": round(wall, 1),
+                                    **quiet,
+                                    **row,
+                                    "time": time.time(),
+                                }
+                            )
+                    polluted = any(m["polluted"] for m in pair)
+                    # rerun only while waiting is still allowed (else it would be loaded too)
+                    can_wait = WAITED[0] < args.wait_total_s
+                    retry = polluted and attempt < args.retries and can_wait
+                    for m in pair:
+                        if retry:
+                            m["kind"] = "measurement_discarded"  # kept for the record
+                        else:
+                            meas.append(m)
                         f.write(json.dumps(m) + "\n")
                         f.flush()
                         print(
-                            f"round {r} {side} {commits[side]} {row['cell']}: "
-                            f"{row['value']:,.0f} {row['unit']} "
-                            f"(load {row['loadavg_1min']}, loaded={quiet['loaded']})",
+                            f"round {r} {m['side']} {m['commit']} {m['cell']}: "
+                            f"{m['value']:,.0f} {m['unit']} (load {m['loadavg_1min']}, "
+                            f"polluted={m['polluted']}{', discarded' if retry else ''})",
                             flush=True,
                         )
+                    if not retry:
+                        break
         summary = summarise(meas, args.threshold)
         common = {
             "benchmark": "compare_commits",

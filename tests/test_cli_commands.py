@@ -1,5 +1,6 @@
-"""One-line errors from every command: each bad input gets ``error: <what>`` on stderr,
-exit status 2 and no traceback (``tests/test_cli.py`` covers ``predict`` and the helper).
+"""One-line errors from every command (train, evaluate, aggregate, tfds_io, gallery): each
+bad input gets ``error: <what>`` on stderr, exit status 2 and no traceback
+(``tests/test_cli.py`` covers ``predict`` and the helper).
 
 The cases run as subprocesses, a few at a time."""
 
@@ -99,6 +100,10 @@ def test_every_command_reports_bad_input_in_one_line(workdir, tmp_path):
         "tfds_io: no manual files": (("posejax.data.tfds_io", "build", "cmu_mocap",
                                       f"--data_dir={tmp_path / 'tfds'}",
                                       f"--manual_dir={tmp_path / 'empty'}"), "error"),
+        "gallery: bad seed": (("posejax.data.gallery", "--out", tmp_path / "g", "--seed=-1"),
+                              "seed must be a non-negative integer"),
+        "gallery: --out is a file": (("posejax.data.gallery", "--out", bad_json / "config.json"),
+                                     "is a file; expected a folder"),
     }  # fmt: skip
     (tmp_path / "empty").mkdir()
     with lock.WorkdirLock(locked):  # held by this (live) test process

@@ -107,6 +107,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="SynthPose seed")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; expected a folder for the PNGs")
     out.mkdir(parents=True, exist_ok=True)
     records = synthpose.generate("train", seed=args.seed)
     for action in synthpose.ACTIONS:
