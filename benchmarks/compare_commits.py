@@ -143,6 +143,9 @@ def collect(bench: str, path: pathlib.Path) -> list[dict]:
                 "loadavg_1min": r.get("loadavg_1min"),
                 "matmul_peak_flops": r.get("matmul_peak_flops"),
                 "compile_s": (r.get("compile_s") or {}).get("posejax"),
+                # XLA cost analysis of the compiled step / sample: equal on both sides when
+                # the refactor left the computation unchanged
+                "flops": r.get("flops_per_step", r.get("flops_per_hyp")),
                 "record_commit": r.get("commit"),
                 "jax": r.get("jax"),
                 "jaxlib": r.get("jaxlib"),
@@ -207,6 +210,12 @@ def summarise(meas: list[dict], threshold: float) -> list[dict]:
                 "rounds": min(len(by["old"]), len(by["new"])),
                 "pass": new / old >= threshold,
                 "any_polluted": any(m["polluted"] for m in meas if m["cell"] == cell),
+                "flops": {
+                    s: next(
+                        (m.get("flops") for m in meas if m["cell"] == cell and m["side"] == s), None
+                    )
+                    for s in ("old", "new")
+                },
             }
         )
     return out

@@ -69,38 +69,39 @@ def frame_errors(hyps, lift, kp2d, intrinsics, target, joints, aggregates, tempe
 
 
 def compute(method, state, data: device.PoseData, *, batch_size, num_samples, aggregates,
-            temperatures, seed=0) -> dict:  # fmt: skip
-    """Numpy ``{'<row>/p1|p2': [N_valid]}`` over a padded resident split (one program)."""
-    errs = _program(
-        state, data, jnp.uint32(seed), method=method, batch_size=batch_size,
-        num_samples=int(num_samples), aggregates=tuple(aggregates),
-        temperatures=tuple(float(t) for t in temperatures),
-    )  # fmt: skip
+            temperatures, seed=0, progress=True) -> dict:  # fmt: skip
+    """Numpy ``{'<row>/p1|p2': [N_valid]}`` over a padded resident split: one jitted
+    program per batch (compiled once), a progress bar with an ETA over the batches."""
+    import tqdm
+
+    batches = device.batches(data, batch_size)
+    num = data.size // batch_size
+    errs = {}
+    for i in tqdm.trange(num, desc="aggregates", unit="batch", disable=not progress or None):
+        batch = jax.tree.map(lambda x, i=i: x[i], batches)
+        out = _batch_errors(
+            state, batch, jnp.uint32(seed), jnp.int32(i * batch_size), method=method,
+            num_samples=int(num_samples), aggregates=tuple(aggregates),
+            temperatures=tuple(float(t) for t in temperatures),
+        )  # fmt: skip
+        for k, v in jax.device_get(out).items():
+            errs.setdefault(k, []).append(np.asarray(v))
     valid = np.asarray(jax.device_get(data.valid))
-    return {k: np.asarray(v).reshape(-1)[valid] for k, v in jax.device_get(errs).items()}
+    return {k: np.concatenate(v)[valid] for k, v in errs.items()}
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("method", "batch_size", "num_samples", "aggregates", "temperatures"),
-)
-def _program(state, data, seed, *, method, batch_size, num_samples, aggregates, temperatures):
+@functools.partial(jax.jit, static_argnames=("method", "num_samples", "aggregates", "temperatures"))
+def _batch_errors(state, batch, seed, start, *, method, num_samples, aggregates, temperatures):
     key = jax.random.key(seed)
     joints = tuple(int(j) for j in method.predicted_joints)
-
-    def one(args):
-        batch, start = args
-        rows = start + jnp.arange(batch_size)
-        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(rows)
-        sample = lambda k, x: method.sample(state, x[None], k, num_samples)[0]  # noqa: E731
-        hyps = jax.vmap(sample)(keys, batch.kp2d)
-        target = batch.pose3d_cam - batch.pose3d_cam[:, :1]
-        lift = method.lift(state, batch.kp2d)
-        return frame_errors(hyps, lift, batch.kp2d, batch.intrinsics, target, joints,
-                            aggregates, temperatures)  # fmt: skip
-
-    starts = jnp.arange(data.size // batch_size) * batch_size
-    return jax.lax.map(one, (device.batches(data, batch_size), starts))
+    rows = start + jnp.arange(batch.kp2d.shape[0])
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(rows)
+    sample = lambda k, x: method.sample(state, x[None], k, num_samples)[0]  # noqa: E731
+    hyps = jax.vmap(sample)(keys, batch.kp2d)
+    target = batch.pose3d_cam - batch.pose3d_cam[:, :1]
+    lift = method.lift(state, batch.kp2d)
+    return frame_errors(hyps, lift, batch.kp2d, batch.intrinsics, target, joints, aggregates,
+                        temperatures)  # fmt: skip
 
 
 def row_key(name: str):

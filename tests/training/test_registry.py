@@ -28,9 +28,16 @@ def test_train_resume_evaluate_predict(tmp_path, name):
     a, b = params_of(tmp_path / "straight"), params_of(tmp_path / "resumed")
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
-    result = protocol.evaluate_workdir(tmp_path / "resumed", stride=8, figure=False)
+    result = protocol.evaluate_workdir(
+        tmp_path / "resumed", stride=8, figure=False, aggregates=("mean", "select_pose"),
+        num_samples=4,
+    )  # fmt: skip
     assert result["step"] == 3 and "step 3 (latest)" in result["manifest"]["checkpoint"]
     assert all(np.isfinite(t["mean_of_actions"]) for t in result["tables"].values())
+    agg = result["aggregates"]  # one of the hypotheses is never better than the oracle
+    assert agg["oracle_pose/p1"]["pooled"] <= agg["select_pose/p1"]["pooled"] + 1e-3
+    assert {"deterministic/p1", "mean/p2", "oracle_joint/p1"} <= set(agg)
+    assert "S = 4" in result["manifest"]["aggregates"] and "aggregates of S = 4" in result["text"]
 
     p = posejax.load_predictor(tmp_path / "resumed")
     kp = np.asarray(p.state.norm and _test_kp(config))
