@@ -115,6 +115,7 @@ def format_rows(tabs: dict, title: str) -> str:
     lines = [title, f"{'aggregate':<24} {'P1':>8} {'P2':>8} {'P1 pooled':>10}"]
     for r in rows:
         p1 = tabs[f"{r}/p1"]
-        p2 = tabs.get(f"{r}/p2", {}).get("mean_of_actions", float("nan"))
-        lines.append(f"{r:<24} {p1['mean_of_actions']:>8.1f} {p2:>8.1f} {p1['pooled']:>10.1f}")
+        p2 = tabs.get(f"{r}/p2")  # joint-wise oracles have no P2
+        p2 = "–" if p2 is None else f"{p2['mean_of_actions']:.1f}"
+        lines.append(f"{r:<24} {p1['mean_of_actions']:>8.1f} {p2:>8} {p1['pooled']:>10.1f}")
     return "\n".join(lines)
