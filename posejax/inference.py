@@ -41,6 +41,7 @@ import numpy as np
 
 from posejax.core import aggregate as agg
 from posejax.core import skeleton as skel
+from posejax.data import device
 from posejax.training import workdir as workdir_lib
 
 BUCKETS = (1, 8, 64, 512, 4096)
@@ -241,7 +242,7 @@ class Predictor:
         kp = to_training_pixels(kp, intrinsics, normalized)
         outs = []
         for start, stop, size in self._chunks(kp.shape[0]):
-            pad = lambda x: np.concatenate([x, np.repeat(x[-1:], size - len(x), 0)])  # noqa: E731
+            pad = lambda x: device.pad_rows(x, size)  # noqa: E731
             out = fn(
                 pad(kp[start:stop]),
                 pad(hidden_in[start:stop]),

@@ -151,15 +151,7 @@ class Encoder(nnx.Module):
 class Critic(nnx.Module):
     """``pose [B, 16, 3]`` -> features ``[B, out_dim]``: a pose branch and a KCS branch."""
 
-    def __init__(
-        self,
-        *,
-        pose_width: int = 128,
-        kcs_width: int = 1024,
-        out_dim: int = 8,
-        slope: float = 0.2,
-        rngs: nnx.Rngs,
-    ):
+    def __init__(self, *, pose_width=128, kcs_width=1024, out_dim=8, slope=0.2, rngs: nnx.Rngs):
         nb = len(KCS_BONES)
         self.pose_fc = FC(3 * NUM_JOINTS, pose_width, slope=slope, rngs=rngs)
         self.pose_res1 = Residual(pose_width, slope=slope, rngs=rngs)

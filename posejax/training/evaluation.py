@@ -137,7 +137,7 @@ def compute_sequence_errors(
         if not len(rows):
             continue
         t = 1 << int(np.ceil(np.log2(len(rows))))
-        padded = np.concatenate([rows, np.repeat(rows[-1:], t - len(rows))])
+        padded = device.pad_rows(rows, t)
         seq = jax.tree.map(lambda x, r=padded: jnp.asarray(np.asarray(x)[r])[None], host)
         seq = seq.replace(valid=jnp.asarray(np.arange(t) < len(rows))[None])
         errs = distributed.to_host(
