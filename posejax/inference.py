@@ -42,6 +42,7 @@ import numpy as np
 from posejax.core import aggregate as agg
 from posejax.core import skeleton as skel
 from posejax.data import device
+from posejax.methods import base
 from posejax.training import workdir as workdir_lib
 
 BUCKETS = (1, 8, 64, 512, 4096)
@@ -97,6 +98,11 @@ def load_predictor(
     r = workdir_lib.restore(workdir_or_checkpoint, step=step, best=best, optimizer=False)
     method, state = r.method.for_inference(r.state)  # e.g. max-norm folded into the weights
     return Predictor(method, state, r.config, step=r.step, workdir=r.workdir, buckets=buckets)
+
+
+def _as_key(key) -> jax.Array:
+    """A ``jax.random.key``, or an int seed made into one."""
+    return jax.random.key(key) if isinstance(key, (int, np.integer)) else key
 
 
 def _frame_name(i, frame_names=None) -> str:
@@ -270,17 +276,8 @@ class Predictor:
         fn = lambda kp, h, v, start: self._lift(self.state, kp, h)  # noqa: E731
         return self._run(fn, kp2d, intrinsics, normalized, hidden)
 
-    def sample(
-        self,
-        kp2d,
-        key,
-        num_samples: int,
-        intrinsics=None,
-        *,
-        normalized=False,
-        hidden=None,
-        first_index: int = 0,
-    ) -> np.ndarray:
+    def sample(self, kp2d, key, num_samples: int, intrinsics=None, *, normalized=False,
+               hidden=None, first_index: int = 0) -> np.ndarray:  # fmt: skip
         """``num_samples`` hypotheses per pose, ``[B, S, 17, 3]`` float32 mm (see ``lift``).
 
         ``key``: a ``jax.random.key`` or an int seed; row ``i`` uses
@@ -288,9 +285,8 @@ class Predictor:
         is fed in pieces, so that no two frames share noise).
         Single-hypothesis methods repeat their one answer.
         """
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be >= 1, found {num_samples}")
-        key = jax.random.key(key) if isinstance(key, (int, np.integer)) else key
+        base.check_num_samples(num_samples)
+        key = _as_key(key)
         fn = lambda kp, h, v, start: self._sample(  # noqa: E731
             self.state, kp, h, key, jnp.int32(first_index + start), num_samples=int(num_samples)
         )
@@ -322,7 +318,7 @@ class Predictor:
             raise ValueError(
                 f"need temperature > 0 and num_samples >= 1, found {temperature} and {num_samples}"
             )
-        key = jax.random.key(key) if isinstance(key, (int, np.integer)) else key
+        key = _as_key(key)
         fn = lambda kp, h, v, start: self._predict(  # noqa: E731
             self.state,
             kp,
