@@ -183,12 +183,9 @@ class Predictor:
         without masks (or more than it supports), a degenerate pose.
         """
         kp = np.array(kp2d, np.float32)
-        if kp.ndim != 3 or kp.shape[1:] != (skel.NUM_JOINTS, 2):
-            raise ValueError(f"expected 2D keypoints [B, 17, 2] (H36M-17), found {kp.shape}")
-        b = kp.shape[0]
-        hidden = np.zeros((b, skel.NUM_JOINTS), bool) if hidden is None else np.array(hidden, bool)
-        if hidden.shape != (b, skel.NUM_JOINTS):
-            raise ValueError(f"expected hidden [B, 17] = {(b, 17)} bool, found {hidden.shape}")
+        hidden = None if hidden is None else np.array(hidden, bool)
+        base.check_kp2d_shape(kp, hidden, what="2D keypoints")
+        hidden = np.zeros(kp.shape[:2], bool) if hidden is None else hidden
         used = np.zeros(skel.NUM_JOINTS, bool)
         used[self.input_joints] = True
         hidden = hidden & used
@@ -203,10 +200,8 @@ class Predictor:
         if hidden.any():
             self._check_hidden(hidden, listing)
         vis = used & ~hidden
-        centre = np.where(vis[..., None], kp, 0).sum(1) / np.maximum(vis.sum(1), 1)[:, None]
-        kp = np.where(vis[..., None], kp, centre[:, None])
-        spread = np.where(vis[..., None], np.abs(kp - centre[:, None]), 0).max(axis=(1, 2))
-        flat = np.nonzero(spread < 1e-6)[0]
+        kp = np.where(vis[..., None], kp, base.visible_centre(kp, vis)[:, None])
+        flat = base.degenerate_poses(kp, vis)
         if len(flat):
             raise ValueError(
                 f"degenerate 2D poses (all joints at one point, e.g. all zero): "
