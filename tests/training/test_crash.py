@@ -2,7 +2,6 @@
 checkpoint is being written), resumed after each kill until it completes, ends bit-equal
 to an uninterrupted run, and leaves no step directory that fails verification."""
 
-import importlib.util
 import os
 import pathlib
 import random
@@ -16,8 +15,9 @@ import numpy as np
 
 from posejax.training import checkpoint as ckpt_lib
 from posejax.training import integrity, protocol, sharding, trainer
+from tests import helpers
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = helpers.REPO
 NUM_STEPS = 30
 KILLS = 5
 OVERRIDES = {
@@ -30,10 +30,7 @@ RUN_TIMEOUT_S = 120  # one process, start to kill or to the end
 
 
 def load_config():
-    spec = importlib.util.spec_from_file_location("cfg_baseline", REPO / "configs" / "baseline.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    config = mod.get_config("smoke")
+    config = helpers.load_config("baseline")
     for key, value in OVERRIDES.items():
         config.train[key] = value
     return config
