@@ -113,9 +113,6 @@ class GANMethod(base.MethodBase):
         """``h [B, W]``, ``z [B, S, L]`` -> ``[B, S, 16, 3]`` m: the trunk is shared by S."""
         return self._net(params, "pose").hypotheses(h, z)
 
-    def _critic(self, params):
-        return self._net(params, "critic")
-
     # -- steps ---------------------------------------------------------------------------
     def _batch(self, state, data, key):
         cfg = self.config.train

@@ -196,9 +196,3 @@ def finite_or_raise(values: dict, step: int, where: str) -> None:
     bad = {k: v for k, v in values.items() if not np.isfinite(v)}
     if bad:
         raise FloatingPointError(f"non-finite values at step {step} ({where}): {bad}")
-
-
-def to_host(tree):
-    return jax.tree.map(
-        lambda x: np.asarray(x) if isinstance(x, jnp.ndarray) else x, jax.device_get(tree)
-    )
