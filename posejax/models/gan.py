@@ -168,16 +168,8 @@ class Critic(nnx.Module):
         return self.out(jnp.concatenate([q, k], axis=-1))
 
 
-def build(
-    *,
-    width=1024,
-    latent_dim=1024,
-    critic_pose_width=128,
-    critic_kcs_width=1024,
-    critic_out=8,
-    slope=0.2,
-    rngs: nnx.Rngs,
-) -> dict:
+def build(*, width=1024, latent_dim=1024, critic_pose_width=128, critic_kcs_width=1024,
+          critic_out=8, slope=0.2, rngs: nnx.Rngs) -> dict:  # fmt: skip
     """The four networks of WSGN (trunk and pose generator count as 'generator')."""
     kw = dict(slope=slope, rngs=rngs)
     return {
