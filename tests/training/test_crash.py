@@ -14,7 +14,8 @@ import jax
 import numpy as np
 
 from posejax.training import checkpoint as ckpt_lib
-from posejax.training import integrity, protocol, sharding, trainer
+from posejax.training import integrity, sharding, trainer
+from posejax.training import workdir as workdir_lib
 from tests import helpers
 
 REPO = helpers.REPO
@@ -97,8 +98,8 @@ def _ino(path):
 
 
 def full_state(workdir):
-    config = protocol.load_config(workdir)
-    _, state, step = protocol.restore(workdir, config, sharding.make_mesh(1), step=NUM_STEPS)
+    restored = workdir_lib.restore(workdir, mesh=sharding.make_mesh(1), step=NUM_STEPS)
+    state, step = restored.state, restored.step
     assert step == NUM_STEPS
     return jax.tree.map(np.asarray, state)
 
