@@ -243,6 +243,21 @@ def meta() -> dict:
     return out
 
 
+def start(args, benchmark: str, single_file: str) -> tuple[pathlib.Path, dict]:
+    """``(output JSONL path, fields of every record)`` of a benchmark run; raises torch's
+    recompile limits when peers run. The output is ``single_file`` for one device with
+    peers, else ``scaling.jsonl`` (``--out`` overrides)."""
+    if not args.no_peers:
+        import torch
+
+        torch._dynamo.config.recompile_limit = 1024
+        torch._dynamo.config.accumulated_recompile_limit = 1 << 16
+    default = single_file if args.devices == 1 and not args.no_peers else "scaling.jsonl"
+    out = pathlib.Path(args.out or RESULTS / default)
+    run = args.run or time.strftime("%Y%m%d-%H%M%S")
+    return out, {"benchmark": benchmark, "run": run, **meta(), "mesh_devices": args.devices}
+
+
 def write(path: pathlib.Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import pathlib
 import sys
 import time
 
@@ -280,15 +279,7 @@ def print_cell(method, dtype, r):
 
 
 def main(args):
-    if not args.no_peers:
-        import torch
-
-        torch._dynamo.config.recompile_limit = 1024
-        torch._dynamo.config.accumulated_recompile_limit = 1 << 16
-    default = "hypotheses.jsonl" if args.devices == 1 and not args.no_peers else "scaling.jsonl"
-    out = pathlib.Path(args.out or common.RESULTS / default)
-    run = args.run or time.strftime("%Y%m%d-%H%M%S")
-    base = {"benchmark": "hypotheses", "run": run, **common.meta(), "mesh_devices": args.devices}
+    out, base = common.start(args, "hypotheses", "hypotheses.jsonl")
     for dtype in args.dtypes.split(","):
         peak = common.matmul_peak(common.DTYPES[dtype])
         common.write(out, {**base, "kind": "matmul_peak", "dtype": dtype, "flops": peak})

@@ -202,16 +202,7 @@ def run_method(method, args, base, out):
 
 
 def main(args):
-    if not args.no_peers:
-        import torch
-
-        torch._dynamo.config.recompile_limit = 1024
-        torch._dynamo.config.accumulated_recompile_limit = 1 << 16
-    single = args.devices == 1 and not args.no_peers
-    default = "train_throughput.jsonl" if single else "scaling.jsonl"
-    out = pathlib.Path(args.out or common.RESULTS / default)
-    run = args.run or time.strftime("%Y%m%d-%H%M%S")
-    base = {"benchmark": "train", "run": run, **common.meta(), "mesh_devices": args.devices}
+    out, base = common.start(args, "train", "train_throughput.jsonl")
     for method in args.methods.split(","):
         run_method(method, args, base, out)
     print(f"wrote {out}")

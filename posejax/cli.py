@@ -90,6 +90,18 @@ def run(
         raise SystemExit(EXIT_STATUS) from None
 
 
+def setup_logging() -> None:
+    """Timed INFO lines, without JAX's "no TPU" notes and Orbax's INFO line per save or
+    restore."""
+    import logging
+
+    from absl import logging as absl_logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    absl_logging.set_verbosity(absl_logging.WARNING)
+
+
 def run_absl(main: Callable[[list[str]], object], argv: Sequence[str] | None = None) -> None:
     """absl's flag parsing, then ``main``, under ``run``: a bad flag, an unknown
     ``--config.x`` override or a config file's unknown variant is one line too."""

@@ -11,12 +11,12 @@ oracles (``posejax/training/aggregation.py``), under the same manifest.
 """
 
 import json
-import logging
 import pathlib
 import sys
 
 from absl import flags
-from absl import logging as absl_logging
+
+from posejax import cli
 
 flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
@@ -40,9 +40,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notes
-    absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every restore at INFO
+    cli.setup_logging()
     from posejax.training import aggregation, protocol
 
     aggregates = aggregation.parse(",".join(FLAGS.aggregates)) if FLAGS.aggregates else ()
@@ -65,6 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from posejax import cli
-
     cli.run_absl(main)  # expected failures: one line "error: ..." and status 2 (--debug: traceback)

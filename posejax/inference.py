@@ -41,6 +41,8 @@ import numpy as np
 
 from posejax.core import aggregate as agg
 from posejax.core import skeleton as skel
+from posejax.data import device
+from posejax.methods import base
 from posejax.training import workdir as workdir_lib
 
 BUCKETS = (1, 8, 64, 512, 4096)
@@ -96,6 +98,11 @@ def load_predictor(
     r = workdir_lib.restore(workdir_or_checkpoint, step=step, best=best, optimizer=False)
     method, state = r.method.for_inference(r.state)  # e.g. max-norm folded into the weights
     return Predictor(method, state, r.config, step=r.step, workdir=r.workdir, buckets=buckets)
+
+
+def _as_key(key) -> jax.Array:
+    """A ``jax.random.key``, or an int seed made into one."""
+    return jax.random.key(key) if isinstance(key, (int, np.integer)) else key
 
 
 def _frame_name(i, frame_names=None) -> str:
@@ -176,12 +183,9 @@ class Predictor:
         without masks (or more than it supports), a degenerate pose.
         """
         kp = np.array(kp2d, np.float32)
-        if kp.ndim != 3 or kp.shape[1:] != (skel.NUM_JOINTS, 2):
-            raise ValueError(f"expected 2D keypoints [B, 17, 2] (H36M-17), found {kp.shape}")
-        b = kp.shape[0]
-        hidden = np.zeros((b, skel.NUM_JOINTS), bool) if hidden is None else np.array(hidden, bool)
-        if hidden.shape != (b, skel.NUM_JOINTS):
-            raise ValueError(f"expected hidden [B, 17] = {(b, 17)} bool, found {hidden.shape}")
+        hidden = None if hidden is None else np.array(hidden, bool)
+        base.check_kp2d_shape(kp, hidden, what="2D keypoints")
+        hidden = np.zeros(kp.shape[:2], bool) if hidden is None else hidden
         used = np.zeros(skel.NUM_JOINTS, bool)
         used[self.input_joints] = True
         hidden = hidden & used
@@ -196,10 +200,8 @@ class Predictor:
         if hidden.any():
             self._check_hidden(hidden, listing)
         vis = used & ~hidden
-        centre = np.where(vis[..., None], kp, 0).sum(1) / np.maximum(vis.sum(1), 1)[:, None]
-        kp = np.where(vis[..., None], kp, centre[:, None])
-        spread = np.where(vis[..., None], np.abs(kp - centre[:, None]), 0).max(axis=(1, 2))
-        flat = np.nonzero(spread < 1e-6)[0]
+        kp = np.where(vis[..., None], kp, base.visible_centre(kp, vis)[:, None])
+        flat = base.degenerate_poses(kp, vis)
         if len(flat):
             raise ValueError(
                 f"degenerate 2D poses (all joints at one point, e.g. all zero): "
@@ -241,7 +243,7 @@ class Predictor:
         kp = to_training_pixels(kp, intrinsics, normalized)
         outs = []
         for start, stop, size in self._chunks(kp.shape[0]):
-            pad = lambda x: np.concatenate([x, np.repeat(x[-1:], size - len(x), 0)])  # noqa: E731
+            pad = lambda x: device.pad_rows(x, size)  # noqa: E731
             out = fn(
                 pad(kp[start:stop]),
                 pad(hidden_in[start:stop]),
@@ -269,17 +271,8 @@ class Predictor:
         fn = lambda kp, h, v, start: self._lift(self.state, kp, h)  # noqa: E731
         return self._run(fn, kp2d, intrinsics, normalized, hidden)
 
-    def sample(
-        self,
-        kp2d,
-        key,
-        num_samples: int,
-        intrinsics=None,
-        *,
-        normalized=False,
-        hidden=None,
-        first_index: int = 0,
-    ) -> np.ndarray:
+    def sample(self, kp2d, key, num_samples: int, intrinsics=None, *, normalized=False,
+               hidden=None, first_index: int = 0) -> np.ndarray:  # fmt: skip
         """``num_samples`` hypotheses per pose, ``[B, S, 17, 3]`` float32 mm (see ``lift``).
 
         ``key``: a ``jax.random.key`` or an int seed; row ``i`` uses
@@ -287,9 +280,8 @@ class Predictor:
         is fed in pieces, so that no two frames share noise).
         Single-hypothesis methods repeat their one answer.
         """
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be >= 1, found {num_samples}")
-        key = jax.random.key(key) if isinstance(key, (int, np.integer)) else key
+        base.check_num_samples(num_samples)
+        key = _as_key(key)
         fn = lambda kp, h, v, start: self._sample(  # noqa: E731
             self.state, kp, h, key, jnp.int32(first_index + start), num_samples=int(num_samples)
         )
@@ -321,7 +313,7 @@ class Predictor:
             raise ValueError(
                 f"need temperature > 0 and num_samples >= 1, found {temperature} and {num_samples}"
             )
-        key = jax.random.key(key) if isinstance(key, (int, np.integer)) else key
+        key = _as_key(key)
         fn = lambda kp, h, v, start: self._predict(  # noqa: E731
             self.state,
             kp,

@@ -47,6 +47,7 @@ import pathlib
 
 import numpy as np
 
+from posejax.core import geometry
 from posejax.core import skeleton as skel
 
 FORMATS = ("h36m", "coco", "openpose")
@@ -394,7 +395,7 @@ def export_synthpose(
             kp2d=r.kp2d_gt,
             intrinsics=r.intrinsics,
             image_size=np.array([r.res_w, r.res_h]),
-            pose3d=r.pose3d_cam - r.pose3d_cam[:, :1],
+            pose3d=geometry.root_relative(r.pose3d_cam),
         )
     else:
         raise ValueError(f"unknown export format {fmt!r}; expected coco, openpose, npz")

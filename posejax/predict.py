@@ -33,6 +33,7 @@ import numpy as np
 from posejax import cli
 from posejax import keypoints as kpio
 from posejax.core import aggregate as agg
+from posejax.core import metrics
 from posejax.core import skeleton as skel
 
 UNITS = "mm, camera frame (x right, y down, z forward), root-relative (pelvis 0), H36M-17"
@@ -159,10 +160,10 @@ def run(args) -> dict:
 
 
 def _print_errors(res, joints):
-    gt = res["pose3d_gt"]
-    err = lambda p, g: np.linalg.norm(p - g, axis=-1)[..., joints].mean(-1)  # noqa: E731
-    agg_err, lift_err = err(res["aggregate"], gt).mean(), err(res["lift"], gt).mean()
-    best = err(res["hypotheses"], gt[:, None]).min(1).mean()
+    gt, idx = res["pose3d_gt"], np.flatnonzero(joints)
+    agg_err = metrics.mpjpe(res["aggregate"], gt, idx).mean()
+    lift_err = metrics.mpjpe(res["lift"], gt, idx).mean()
+    best = metrics.mpjpe(res["hypotheses"], gt[:, None], idx).min(1).mean()
     print(
         f"against the file's pose3d (MPJPE, {int(joints.sum())} joints): aggregate "
         f"{agg_err:.1f} mm, deterministic {lift_err:.1f} mm, best of "
@@ -182,13 +183,15 @@ def write_pictures(res, out: pathlib.Path, mode: str, grid_frames: int) -> list:
     meta = json.loads(str(res["meta"]))
     name = f"{meta['method']} step {meta['step']}, aggregate {meta['aggregate']}"
     paths = []
+
+    def poses(ix):  # what both figures draw of frames ``ix``
+        truth = None if gt is None else gt[ix]
+        return res["kp2d"][ix], res["hypotheses"][ix], res["aggregate"][ix], truth
+
     if mode == "frames":
         for i in range(t):
             fig = viz.prediction_figure(
-                res["kp2d"][i],
-                res["hypotheses"][i],
-                res["aggregate"][i],
-                None if gt is None else gt[i],
+                *poses(i),
                 hidden=res["missing"][i],
                 reprojection=res["aggregate_reprojected_px"][i],
                 title=f"{name}: frame {res['frames'][i]}",
@@ -198,10 +201,7 @@ def write_pictures(res, out: pathlib.Path, mode: str, grid_frames: int) -> list:
         return paths
     idx = np.unique(np.linspace(0, t - 1, min(t, grid_frames)).astype(int))
     fig = viz.sequence_strip(
-        res["kp2d"][idx],
-        res["hypotheses"][idx],
-        res["aggregate"][idx],
-        None if gt is None else gt[idx],
+        *poses(idx),
         hidden=res["missing"][idx],
         frame_labels=[f"frame {res['frames'][i]}" for i in idx],
         title=f"{name}: hypotheses (blue), aggregate (red)"

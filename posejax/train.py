@@ -11,10 +11,7 @@ TPU pods). Every process runs the same command with the same shared ``--workdir`
       --distributed --coordinator=host0:12345 --num_processes=2 --process_id=0   # and =1
 """
 
-import logging
-
 from absl import flags
-from absl import logging as absl_logging
 from ml_collections import config_flags
 
 from posejax import cli
@@ -31,9 +28,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notes
-    absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every save at INFO
+    cli.setup_logging()
     cluster = (FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id)
     if any(v is not None for v in cluster) and not FLAGS.distributed:
         raise cli.UsageError("--coordinator/--num_processes/--process_id need --distributed")

@@ -266,19 +266,8 @@ def prediction_figure(
     return fig
 
 
-def sequence_strip(
-    kp2d,
-    hyps,
-    aggregate=None,
-    gt=None,
-    *,
-    hidden=None,
-    frame_labels=None,
-    title=None,
-    panel_size=2.2,
-    view=(15, -70),
-    max_hyps=30,
-):
+def sequence_strip(kp2d, hyps, aggregate=None, gt=None, *, hidden=None, frame_labels=None,
+                   title=None, panel_size=2.2, view=(15, -70), max_hyps=30):  # fmt: skip
     """A strip of N frames: 2D inputs on the top row, 3D hypotheses (blue) with the
     aggregate (red) and the truth (black, dashed) below.
 

@@ -1,22 +1,17 @@
 """``posejax.cli``: expected failures as one ``error:`` line with status 2, tracebacks for
 bugs and on request; ``python -m posejax.predict`` with bad inputs end to end."""
 
-import importlib.util
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
-from posejax import cli, methods
-from posejax.data import device, synthpose
+from posejax import cli
 from posejax.training import checkpoint as ckpt_lib
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from tests.helpers import REPO, make_workdir
 
 
 def call(main, argv, capsys, monkeypatch, env_debug=None):
@@ -91,23 +86,7 @@ def test_one_line():
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A baseline workdir as the trainer writes it (config.json + one checkpoint)."""
-    path = tmp_path_factory.mktemp("cli") / "wd"
-    spec = importlib.util.spec_from_file_location("cfg", REPO / "configs" / "baseline.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    config = mod.get_config("smoke")
-    method = methods.get("baseline")(config)
-    cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
-    records = synthpose.generate("train", config=cfg, subjects=["S1"], actions=["Walking"])
-    state = method.create_state(
-        jax.random.key(0), method.data_stats(device.DeviceDataset.from_records(records).host)
-    )
-    path.mkdir(parents=True)
-    (path / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
-    ckpt = ckpt_lib.Checkpointer(path)
-    ckpt.save(1, state, {"method": "baseline"})
-    ckpt.close()
-    return path
+    return make_workdir(tmp_path_factory.mktemp("cli") / "wd", "baseline")[0]
 
 
 def predict(*args):

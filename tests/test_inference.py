@@ -8,36 +8,18 @@ import jax
 import numpy as np
 import pytest
 
-import configs
 import posejax
-from posejax import inference, methods
+from posejax import inference
 from posejax.core import camera as cam_lib
-from posejax.data import device, synthpose
+from posejax.data import synthpose
 from posejax.training import checkpoint as ckpt_lib
-
-CONFIGS = {"gan": "gan_gt", "baseline": "baseline", "mdn": "mdn"}
-
-
-def make_workdir(path, name):
-    """A workdir as the trainer writes it (config.json + one checkpoint), in a second."""
-    config = configs.get_config(CONFIGS[name], "smoke")
-    method = methods.get(name)(config)
-    cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
-    records = synthpose.generate("train", config=cfg, subjects=["S1"], actions=["Walking"])
-    norm = method.data_stats(device.DeviceDataset.from_records(records).host)
-    state = method.create_state(jax.random.key(0), norm)
-    path.mkdir(parents=True)
-    (path / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
-    ckpt = ckpt_lib.Checkpointer(path)
-    ckpt.save(3, state, {"method": name})
-    ckpt.close()
-    return path, method, state
+from tests.helpers import make_workdir
 
 
 @pytest.fixture(scope="module")
 def workdirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("wd")
-    return {name: make_workdir(root / name, name) for name in ("gan", "mdn")}
+    return {name: make_workdir(root / name, name, step=3) for name in ("gan", "mdn")}
 
 
 @pytest.fixture(scope="module")

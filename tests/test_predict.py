@@ -3,39 +3,20 @@ bad input, and the inference pictures of ``posejax.viz``."""
 
 import json
 
-import jax
 import numpy as np
 import pytest
 
-import configs
 from posejax import keypoints as kpio
-from posejax import methods, predict, viz
-from posejax.data import device, synthpose
+from posejax import predict, viz
 from posejax.training import checkpoint as ckpt_lib
-
-
-def make_workdir(path, name, config_file):
-    """A workdir as the trainer writes it (config.json + one checkpoint), in a second."""
-    config = configs.get_config(config_file, "smoke")
-    method = methods.get(name)(config)
-    cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
-    records = synthpose.generate("train", config=cfg, subjects=["S1"], actions=["Walking"])
-    state = method.create_state(
-        jax.random.key(0), method.data_stats(device.DeviceDataset.from_records(records).host)
-    )
-    path.mkdir(parents=True)
-    (path / "config.json").write_text(config.to_json_best_effort(indent=2, sort_keys=True))
-    ckpt = ckpt_lib.Checkpointer(path)
-    ckpt.save(1, state, {"method": name})
-    ckpt.close()
-    return path
+from tests.helpers import make_workdir
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
-    gan = make_workdir(root / "gan", "gan", "gan_gt")
-    mdn = make_workdir(root / "mdn", "mdn", "mdn")
+    gan = make_workdir(root / "gan", "gan")[0]
+    mdn = make_workdir(root / "mdn", "mdn")[0]
     data = root / "data"
     info = {
         f: kpio.export_synthpose(data / f, f, num_frames=n) for f, n in (("coco", 10), ("npz", 3))

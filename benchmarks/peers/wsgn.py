@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.peers import geometry as g
+from posejax.methods.gan import generator_objective
 from posejax.models.gan import KCS_BONES
 
 J = 16
@@ -258,21 +259,7 @@ class TrainStep:
         div = F.relu(1.0 - num / den)
         enc = (self.encoder(fake) - zf).abs().mean(-1)
         adv = mmd2(self.critic(fake), self.critic(real))
-        parts = {
-            "loss_rep": rep.mean(),
-            "loss_cam": l_cam.mean(),
-            "loss_div": div.mean(),
-            "loss_enc": enc.mean(),
-            "loss_adv": adv,
-        }
-        total = (
-            lw.rep * parts["loss_rep"]
-            + lw.cam * parts["loss_cam"]
-            + lw.adv * adv
-            + lw.div * parts["loss_div"]
-            + lw.enc * parts["loss_enc"]
-        )
-        return total, parts
+        return generator_objective(lw, rep, l_cam, div, enc, adv)
 
     def __call__(self, inputs=None):
         x, real, z, u = self.batch() if inputs is None else inputs

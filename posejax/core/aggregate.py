@@ -44,7 +44,6 @@ from posejax.core.camera import as_intrinsics, h36m_mean_intrinsics, normalized_
 __all__ = ["as_intrinsics", "h36m_mean_intrinsics", "normalized_coordinates", "aggregate"]
 
 METHODS = ("mean", "median", "reproj_pose", "reproj_joint", "select_joint", "select_pose")
-REPROJECTION_METHODS = METHODS[2:]
 # Softmax temperature in units of the 2D pose scale: chosen on SynthPose training frames
 # (training subjects, every 64th frame, S = 100, gan and mdn :quick): best P1 and P2 of
 # reproj_pose for both; see docs_inference.md.

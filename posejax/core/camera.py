@@ -212,11 +212,6 @@ def project_pinhole(points, intrinsics, min_depth: float = 1.0):
     return points[..., :2] / xp.maximum(points[..., 2:3], min_depth) * k[..., :2] + k[..., 2:]
 
 
-def weak_perspective(points, scale, offset):
-    """Scaled orthographic projection: ``scale [...] * points[..., :2] + offset [..., 2]``."""
-    return scale[..., None, None] * points[..., :2] + offset[..., None, :]
-
-
 def pixels_to_screen(kp, res_w, res_h):
     """Pixels ``[..., J, 2]`` -> normalised screen coordinates (x in [-1, 1], aspect kept).
 

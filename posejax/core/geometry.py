@@ -34,34 +34,34 @@ def axis_angle_to_matrix(axis_angle):
     return eye + s * kmat + (1 - c) * (kmat @ kmat)
 
 
+def axis_rotation(axis: int, angle, xp=jnp):
+    """``[...]`` radians -> ``[..., 3, 3]`` rotation about axis 0 (x), 1 (y) or 2 (z).
+
+    ``xp``: ``jax.numpy``, or ``numpy`` for host data kept in its own dtype (the SynthPose
+    and CMU generators work in float64).
+    """
+    c, s = xp.cos(angle), xp.sin(angle)
+    o, z = xp.ones_like(c), xp.zeros_like(c)
+    i, j = ((1, 2), (2, 0), (0, 1))[axis]
+    m = [[z, z, z], [z, z, z], [z, z, z]]
+    m[axis][axis] = o
+    m[i][i], m[j][j], m[i][j], m[j][i] = c, c, -s, s
+    return xp.stack([xp.stack(row, -1) for row in m], -2)
+
+
 def rotation_x(angle):
     """``[...]`` radians -> ``[..., 3, 3]`` rotation about x."""
-    c, s = jnp.cos(angle), jnp.sin(angle)
-    o, z = jnp.ones_like(angle), jnp.zeros_like(angle)
-    return jnp.stack(
-        [jnp.stack([o, z, z], -1), jnp.stack([z, c, -s], -1), jnp.stack([z, s, c], -1)],
-        -2,
-    )
+    return axis_rotation(0, angle)
 
 
 def rotation_y(angle):
     """``[...]`` radians -> ``[..., 3, 3]`` rotation about y."""
-    c, s = jnp.cos(angle), jnp.sin(angle)
-    o, z = jnp.ones_like(angle), jnp.zeros_like(angle)
-    return jnp.stack(
-        [jnp.stack([c, z, s], -1), jnp.stack([z, o, z], -1), jnp.stack([-s, z, c], -1)],
-        -2,
-    )
+    return axis_rotation(1, angle)
 
 
 def rotation_z(angle):
     """``[...]`` radians -> ``[..., 3, 3]`` rotation about z (the vertical axis in world)."""
-    c, s = jnp.cos(angle), jnp.sin(angle)
-    o, z = jnp.ones_like(angle), jnp.zeros_like(angle)
-    return jnp.stack(
-        [jnp.stack([c, -s, z], -1), jnp.stack([s, c, z], -1), jnp.stack([z, z, o], -1)],
-        -2,
-    )
+    return axis_rotation(2, angle)
 
 
 def euler_xyz_to_matrix(angles):

@@ -8,8 +8,6 @@ array into it, so ``pose17[..., SUBSET, :]`` gathers a subset and
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 H36M32_NAMES = (
@@ -106,30 +104,6 @@ def scatter_from_subset(values, indices, num_joints=NUM_JOINTS, fill=0.0):
         j = k + 1
     return jnp.concatenate(parts, axis=-2)
 
-
-@dataclasses.dataclass(frozen=True)
-class Skeleton:
-    """A kinematic tree: joint names, parent per joint (-1 for the root), left/right."""
-
-    names: tuple
-    parents: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-
-    @property
-    def num_joints(self) -> int:
-        return len(self.names)
-
-    @property
-    def bones(self) -> np.ndarray:
-        return np.array([(j, p) for j, p in enumerate(self.parents) if p >= 0])
-
-    @property
-    def flip(self) -> np.ndarray:
-        return flip_permutation(self.left, self.right, self.num_joints)
-
-
-H36M17 = Skeleton(H36M17_NAMES, H36M17_PARENTS, H36M17_LEFT, H36M17_RIGHT)
 
 # Human3.6M action names, in the fixed table order of evaluation.md section 6.
 H36M_ACTIONS = (

@@ -138,8 +138,3 @@ def check_missing_mask(mask, candidates=skel.LIMB_JOINTS) -> None:
             f"the mask hides joints {other.tolist()}; only limb joints "
             f"{list(map(int, candidates))} (knees, ankles, elbows, wrists) may be missing"
         )
-
-
-def hide_joints(kp2d, mask, fill):
-    """Replaces hidden joints: ``kp2d [B, J, 2]``, ``mask [B, J]`` bool, ``fill [J, 2]``."""
-    return jnp.where(mask[..., None], fill, kp2d)

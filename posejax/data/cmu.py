@@ -30,6 +30,7 @@ import re
 import numpy as np
 
 from posejax.core import camera as cam
+from posejax.core import geometry
 from posejax.data import h36m
 
 FPS_IN = 120.0
@@ -272,13 +273,8 @@ def parse_amc(path, asf: AsfSkeleton, max_frames: int | None = None) -> dict[str
 
 
 def _axis_rotation(axis: str, angle: np.ndarray) -> np.ndarray:
-    """``[...]`` radians about ``'X'``, ``'Y'`` or ``'Z'`` -> ``[..., 3, 3]``."""
-    c, s = np.cos(angle), np.sin(angle)
-    i, j = {"X": (1, 2), "Y": (2, 0), "Z": (0, 1)}[axis.upper()]
-    r = np.zeros(np.shape(angle) + (3, 3))
-    r[..., 3 - i - j, 3 - i - j] = 1.0
-    r[..., i, i], r[..., j, j], r[..., i, j], r[..., j, i] = c, c, -s, s
-    return r
+    """``[...]`` radians about ``'X'``, ``'Y'`` or ``'Z'`` -> ``[..., 3, 3]`` float64."""
+    return geometry.axis_rotation("XYZ".index(axis.upper()), angle, np).astype(np.float64)
 
 
 def euler_to_matrix(angles: np.ndarray, order: str) -> np.ndarray:

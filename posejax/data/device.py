@@ -173,18 +173,20 @@ def pad(data: PoseData, multiple: int) -> PoseData:
     extra = (-n) % multiple
     if extra == 0:
         return data
-
-    def _pad(x):
-        fill = np.repeat(x[:1], extra, axis=0)
-        return np.concatenate([x, fill], axis=0)
-
-    padded = jax.tree.map(_pad, data)
+    padded = jax.tree.map(lambda x: pad_rows(x, n + extra, row=0), data)
     valid = np.concatenate([data.valid, np.zeros(extra, bool)])
     padded = padded.replace(valid=valid)
     if data.sequence is not None:  # padding belongs to no sequence
         sequence = np.concatenate([data.sequence, np.full(extra, -1, np.int32)])
         padded = padded.replace(sequence=sequence)
     return padded
+
+
+def pad_rows(x, size: int, *, row: int = -1) -> np.ndarray:
+    """``x [N, ...]`` (host, N >= 1) grown to ``size >= N`` rows by repeating row ``row``:
+    padding that holds real values, so padded programs stay finite."""
+    x = np.asarray(x)
+    return np.concatenate([x, np.repeat(x[[row]], size - len(x), axis=0)])
 
 
 def sample_batch(data: PoseData, key: jax.Array, batch_size: int, sharding=None) -> PoseData:
@@ -196,12 +198,17 @@ def sample_batch(data: PoseData, key: jax.Array, batch_size: int, sharding=None)
     # Padding rows sit at the end; valid rows are the first sum(valid).
     n_valid = jnp.sum(data.valid.astype(jnp.int32))
     idx = jax.random.randint(key, (batch_size,), 0, n_valid)
+    return _gather(data, idx, sharding)
+
+
+def _gather(data: PoseData, idx, sharding):
+    """Rows ``idx`` of every field, indices and result placed by ``sharding`` if given."""
     if sharding is not None:
         idx = jax.lax.with_sharding_constraint(idx, sharding)
-    batch = jax.tree.map(lambda x: x[idx], data)
+    out = jax.tree.map(lambda x: x[idx], data)
     if sharding is not None:
-        batch = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), batch)
-    return batch
+        out = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), out)
+    return out
 
 
 def _window_ok(xp, data: PoseData, window: int):
@@ -249,12 +256,7 @@ def sample_windows(
     u = jax.random.randint(key, (batch_size,), 0, count[-1])
     start = jnp.searchsorted(count, u, side="right").astype(jnp.int32)
     idx = start[:, None] + jnp.arange(window, dtype=jnp.int32)[None, :]
-    if sharding is not None:
-        idx = jax.lax.with_sharding_constraint(idx, sharding)
-    out = jax.tree.map(lambda x: x[idx], data)
-    if sharding is not None:
-        out = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, sharding), out)
-    return out
+    return _gather(data, idx, sharding)
 
 
 def sequence_rows(host: PoseData) -> list[np.ndarray]:

@@ -35,10 +35,6 @@ def denormalize(x, stats):
     return x * stats["std"] + stats["mean"]
 
 
-def as_device(stats: dict) -> dict:
-    return {k: jnp.asarray(v) for k, v in stats.items()}
-
-
 def center_scale_2d(kp):
     """Per-frame 2D normalisation (RepNet): subtract the mean x and the mean y over the
     joints, divide by the population std of all 2J centred values.

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage, signal
 
 from posejax.core import camera as cam
+from posejax.core import geometry
 from posejax.core import skeleton as skel
 from posejax.data import synthpose_motion as motion
 from posejax.data.records import SequenceRecord
@@ -135,14 +136,8 @@ def subject_body(subject: str, seed: int = 0) -> np.ndarray:
 
 
 def _rot(axis: int, deg) -> np.ndarray:
-    """``[...]`` degrees -> ``[..., 3, 3]`` rotation about axis 0 (x), 1 (y) or 2 (z)."""
-    a = np.deg2rad(deg)
-    c, s = np.cos(a), np.sin(a)
-    out = np.zeros(np.shape(a) + (3, 3))
-    i, j = [(1, 2), (2, 0), (0, 1)][axis]
-    out[..., axis, axis] = 1.0
-    out[..., i, i], out[..., j, j], out[..., i, j], out[..., j, i] = c, c, -s, s
-    return out
+    """``[...]`` degrees -> ``[..., 3, 3]`` float64 rotation about axis 0 (x), 1 (y) or 2 (z)."""
+    return geometry.axis_rotation(axis, np.deg2rad(deg), np).astype(np.float64)
 
 
 _MIRROR = np.diag([1.0, -1.0, 1.0])

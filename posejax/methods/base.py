@@ -230,9 +230,9 @@ def check_num_samples(num_samples) -> None:
         raise ValueError(f"num_samples must be >= 1, found {num_samples}")
 
 
-def check_kp2d(kp2d, input_joints=ALL_JOINTS, hidden=None, *, what="kp2d") -> None:
-    """Static shape check of ``kp2d [B, 17, 2]`` (and ``hidden [B, 17]``); when the values
-    are concrete, NaN/inf at visible input joints and degenerate poses are errors too."""
+def check_kp2d_shape(kp2d, hidden=None, *, what="kp2d") -> None:
+    """Raises ``ValueError`` unless ``kp2d`` is ``[B, 17, 2]`` and ``hidden`` (if given)
+    ``[B, 17]``."""
     shape = tuple(getattr(kp2d, "shape", ()) or ())
     if len(shape) != 3 or shape[1:] != (skel.NUM_JOINTS, 2):
         raise ValueError(
@@ -240,6 +240,26 @@ def check_kp2d(kp2d, input_joints=ALL_JOINTS, hidden=None, *, what="kp2d") -> No
         )
     if hidden is not None and tuple(hidden.shape) != shape[:2]:
         raise ValueError(f"expected hidden [B, 17] for {what} {shape}, found {hidden.shape}")
+
+
+def visible_centre(kp, visible) -> np.ndarray:
+    """``[B, 2]``: the mean of each pose's ``visible [B, J]`` joints of ``kp [B, J, 2]``."""
+    vis = visible[..., None]
+    return np.where(vis, kp, 0).sum(1) / np.maximum(vis.sum(1), 1)
+
+
+def degenerate_poses(kp, visible) -> np.ndarray:
+    """Indices of the poses ``kp [B, J, 2]`` whose ``visible [B, J]`` joints all sit at
+    one point (e.g. all zero)."""
+    centre = visible_centre(kp, visible)
+    spread = np.where(visible[..., None], np.abs(kp - centre[:, None]), 0).max(axis=(1, 2))
+    return np.flatnonzero(spread < 1e-6)
+
+
+def check_kp2d(kp2d, input_joints=ALL_JOINTS, hidden=None, *, what="kp2d") -> None:
+    """Static shape check of ``kp2d [B, 17, 2]`` (and ``hidden [B, 17]``); when the values
+    are concrete, NaN/inf at visible input joints and degenerate poses are errors too."""
+    check_kp2d_shape(kp2d, hidden, what=what)
     if isinstance(kp2d, jax.core.Tracer) or isinstance(hidden, jax.core.Tracer):
         return
     seen = np.asarray(kp2d)[:, input_joints]
@@ -255,10 +275,7 @@ def check_kp2d(kp2d, input_joints=ALL_JOINTS, hidden=None, *, what="kp2d") -> No
             "joints are errors: mark missing joints with `hidden` (methods with visibility "
             "masks only)"
         )
-    vis = ~mask[..., None]
-    centre = np.where(vis, seen, 0).sum(1) / np.maximum(vis.sum(1), 1)
-    spread = np.where(vis, np.abs(seen - centre[:, None]), 0).max(axis=(1, 2))
-    flat = np.nonzero(spread < 1e-6)[0]
+    flat = degenerate_poses(seen, ~mask)
     if len(flat):
         raise ValueError(
             f"{what}: poses {flat[:10].tolist()} are degenerate (all joints at one point, "

@@ -113,9 +113,6 @@ class GANMethod(base.MethodBase):
         """``h [B, W]``, ``z [B, S, L]`` -> ``[B, S, 16, 3]`` m: the trunk is shared by S."""
         return self._net(params, "pose").hypotheses(h, z)
 
-    def _critic(self, params):
-        return self._net(params, "critic")
-
     # -- steps ---------------------------------------------------------------------------
     def _batch(self, state, data, key):
         cfg = self.config.train
@@ -214,21 +211,7 @@ class GANMethod(base.MethodBase):
         div = losses.diversity(fake[:n], fake[n : 2 * n], zf[:n], zf[n : 2 * n])
         enc = losses.latent_reconstruction(self._net(gen, "encoder")(fake), zf)
         adv, _ = self._adv(critic_params, fake, real)
-        parts = {
-            "loss_rep": rep.mean(),
-            "loss_cam": l_cam.mean(),
-            "loss_div": div.mean(),
-            "loss_enc": enc.mean(),
-            "loss_adv": adv,
-        }
-        total = (
-            lw.rep * parts["loss_rep"]
-            + lw.cam * parts["loss_cam"]
-            + lw.adv * adv
-            + lw.div * parts["loss_div"]
-            + lw.enc * parts["loss_enc"]
-        )
-        return total, parts
+        return generator_objective(lw, rep, l_cam, div, enc, adv)
 
     def lift(self, state, kp2d_px, hidden=None):
         """Zero-code prediction ``[B, 17, 3]`` mm, camera frame, root-relative. WSGN has
@@ -294,3 +277,25 @@ class GANMethod(base.MethodBase):
         fig = viz.overlay_figure(kp, hyps, gt, zero=zero, row_titles=list(names), title=title)
         fig.savefig(path, dpi=80)
         return str(path)
+
+
+def generator_objective(weights, rep, cam, div, enc, adv):
+    """``(total, parts)``: the generator step's reduction of its per-example terms ``rep``,
+    ``cam``, ``div``, ``enc`` (means) and the critic term ``adv`` (a scalar), weighted by
+    ``weights.rep|cam|div|enc|adv`` (``config.loss``). Array-library neutral: the torch
+    peer (``benchmarks/peers/wsgn.py``) reduces its terms with it too."""
+    parts = {
+        "loss_rep": rep.mean(),
+        "loss_cam": cam.mean(),
+        "loss_div": div.mean(),
+        "loss_enc": enc.mean(),
+        "loss_adv": adv,
+    }
+    total = (
+        weights.rep * parts["loss_rep"]
+        + weights.cam * parts["loss_cam"]
+        + weights.adv * adv
+        + weights.div * parts["loss_div"]
+        + weights.enc * parts["loss_enc"]
+    )
+    return total, parts

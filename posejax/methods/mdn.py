@@ -310,7 +310,7 @@ class MDNMethod(base.MethodBase):
         o = self._eval_outputs_jit(state, batch)
         hyps, weights = np.asarray(o["hyps"]), np.asarray(o["weights"])
         gt = np.asarray(geometry.root_relative(batch.pose3d_cam))
-        err = np.linalg.norm(hyps - gt[:, None], axis=-1).mean(-1)
+        err = np.asarray(metrics.mpjpe(hyps, gt[:, None]))
         labels = [
             [f"π={weights[n, j]:.2f}, {err[n, j]:.0f} mm" for j in range(hyps.shape[1])]
             for n in range(len(idx))

@@ -30,27 +30,14 @@ class Baseline(nnx.Module):
         self.head = MaxNormDense(o["width"], out_joints * 3, max_norm=o["max_norm"], rngs=rngs)
 
     def __call__(self, kp2d, *, train: bool = False, key=None):
-        if kp2d.shape[-2:] != (self.in_joints, 2):
-            raise ValueError(
-                f"expected 2D input [B, {self.in_joints}, 2], found {tuple(kp2d.shape)}"
-            )
-        x = kp2d.reshape(kp2d.shape[:-2] + (self.in_joints * 2,))
+        x = mlp.flatten_2d(kp2d, self.in_joints)
         y = self.head(self.trunk(x, train=train, key=key))
         return y.reshape(y.shape[:-1] + (self.out_joints, 3))
 
 
-def num_params(
-    width: int = 1024,
-    num_blocks: int = 2,
-    in_dim: int = 32,
-    out_dim: int = 48,
-    batch_norm: bool = True,
-) -> int:
+def num_params(width=1024, num_blocks=2, in_dim=32, out_dim=48, batch_norm=True) -> int:
     """Trainable parameters from the layer list (for the shape tests)."""
-    bn = 2 * width if batch_norm else 0
-    first = in_dim * width + width + bn
-    block = 2 * (width * width + width + bn)
-    return first + num_blocks * block + width * out_dim + out_dim
+    return mlp.trunk_params(width, num_blocks, in_dim, batch_norm) + width * out_dim + out_dim
 
 
 def count(params) -> int:

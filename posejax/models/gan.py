@@ -151,15 +151,7 @@ class Encoder(nnx.Module):
 class Critic(nnx.Module):
     """``pose [B, 16, 3]`` -> features ``[B, out_dim]``: a pose branch and a KCS branch."""
 
-    def __init__(
-        self,
-        *,
-        pose_width: int = 128,
-        kcs_width: int = 1024,
-        out_dim: int = 8,
-        slope: float = 0.2,
-        rngs: nnx.Rngs,
-    ):
+    def __init__(self, *, pose_width=128, kcs_width=1024, out_dim=8, slope=0.2, rngs: nnx.Rngs):
         nb = len(KCS_BONES)
         self.pose_fc = FC(3 * NUM_JOINTS, pose_width, slope=slope, rngs=rngs)
         self.pose_res1 = Residual(pose_width, slope=slope, rngs=rngs)
@@ -176,16 +168,8 @@ class Critic(nnx.Module):
         return self.out(jnp.concatenate([q, k], axis=-1))
 
 
-def build(
-    *,
-    width=1024,
-    latent_dim=1024,
-    critic_pose_width=128,
-    critic_kcs_width=1024,
-    critic_out=8,
-    slope=0.2,
-    rngs: nnx.Rngs,
-) -> dict:
+def build(*, width=1024, latent_dim=1024, critic_pose_width=128, critic_kcs_width=1024,
+          critic_out=8, slope=0.2, rngs: nnx.Rngs) -> dict:  # fmt: skip
     """The four networks of WSGN (trunk and pose generator count as 'generator')."""
     kw = dict(slope=slope, rngs=rngs)
     return {

@@ -119,12 +119,9 @@ class MDN(nnx.Module):
         Returns:
           ``MixtureParams`` with means ``[B, K, out_joints, 3]``, scales and logits ``[B, K]``.
         """
-        if kp2d.ndim != 3 or kp2d.shape[-2:] != (self.in_joints, 2):
-            raise ValueError(
-                f"expected 2D input [B, {self.in_joints}, 2], found {tuple(kp2d.shape)}"
-            )
+        x = mlp.flatten_2d(kp2d, self.in_joints, batch_dims=1)
         b, k = kp2d.shape[0], self.num_components
-        h = self.trunk(kp2d.reshape(b, self.in_joints * 2), train=train, key=key)
+        h = self.trunk(x, train=train, key=key)
         # Official layout: [B, D * K] -> [B, D, K] (kernel index fastest) -> [B, K, D].
         means = self.mu_head(h).reshape(b, self.out_joints * 3, k).transpose(0, 2, 1)
         return MixtureParams(
@@ -134,17 +131,7 @@ class MDN(nnx.Module):
         )
 
 
-def num_params(
-    width: int = 1024,
-    num_blocks: int = 2,
-    in_dim: int = 32,
-    out_dim: int = 48,
-    num_components: int = 5,
-    batch_norm: bool = True,
-) -> int:
+def num_params(width=1024, num_blocks=2, in_dim=32, out_dim=48, num_components=5, batch_norm=True):
     """Trainable parameters from the layer list (4,498,682 for the spec's defaults)."""
-    bn = 2 * width if batch_norm else 0
-    first = in_dim * width + width + bn
-    block = 2 * (width * width + width + bn)
     heads = (width + 1) * (out_dim * num_components + 2 * num_components)
-    return first + num_blocks * block + heads
+    return mlp.trunk_params(width, num_blocks, in_dim, batch_norm) + heads

@@ -16,6 +16,21 @@ import jax.numpy as jnp
 from flax import nnx
 
 
+def flatten_2d(kp2d, in_joints: int, *, batch_dims: int | None = None):
+    """``kp2d [..., in_joints, 2]`` -> ``[..., in_joints * 2]``; ``batch_dims`` fixes the
+    number of leading axes. Raises ``ValueError`` naming the shape."""
+    bad_rank = batch_dims is not None and kp2d.ndim != batch_dims + 2
+    if bad_rank or kp2d.shape[-2:] != (in_joints, 2):
+        raise ValueError(f"expected 2D input [B, {in_joints}, 2], found {tuple(kp2d.shape)}")
+    return kp2d.reshape(kp2d.shape[:-2] + (in_joints * 2,))
+
+
+def trunk_params(width, num_blocks, in_dim, batch_norm=True) -> int:
+    """Trainable parameters of ``MartinezTrunk`` (input layer and residual blocks)."""
+    bn = 2 * width if batch_norm else 0
+    return in_dim * width + width + bn + num_blocks * 2 * (width * width + width + bn)
+
+
 def kaiming_truncated(key, shape, dtype=jnp.float32):
     """Truncated normal (cut at +-2, std 1) times ``sqrt(2 / shape[0])`` (official init)."""
     return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * jnp.sqrt(2.0 / shape[0])

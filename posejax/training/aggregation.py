@@ -26,6 +26,7 @@ import numpy as np
 from posejax.core import aggregate as agg
 from posejax.core import metrics
 from posejax.data import device
+from posejax.methods import base
 
 ROW_ORDER = ("deterministic", *agg.METHODS, "oracle_pose", "oracle_joint")
 
@@ -61,10 +62,9 @@ def frame_errors(hyps, lift, kp2d, intrinsics, target, joints, aggregates, tempe
     for name, p in preds.items():
         out[f"{name}/p1"] = metrics.mpjpe(p, target, idx)
         out[f"{name}/p2"] = metrics.pa_mpjpe(p, target, idx)
-    tgt = jnp.broadcast_to(target[:, None], hyps.shape)
-    out["oracle_pose/p1"] = metrics.mpjpe(hyps, tgt, idx).min(1)
-    out["oracle_pose/p2"] = metrics.pa_mpjpe(hyps, tgt, idx).min(1)
-    out["oracle_joint/p1"] = metrics.per_joint_error(hyps, tgt, idx).min(1).mean(-1)
+    best = base.best_of(hyps, target, idx, False, "oracle")
+    out["oracle_pose/p1"], out["oracle_pose/p2"] = best["p1_oracle"], best["p2_oracle"]
+    out["oracle_joint/p1"] = metrics.best_of_k(hyps, target, oracle="joint", joints=idx)
     return out
 
 
@@ -98,7 +98,7 @@ def _batch_errors(state, batch, seed, start, *, method, num_samples, aggregates,
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(rows)
     sample = lambda k, x: method.sample(state, x[None], k, num_samples)[0]  # noqa: E731
     hyps = jax.vmap(sample)(keys, batch.kp2d)
-    target = batch.pose3d_cam - batch.pose3d_cam[:, :1]
+    target = base.root_relative_target(batch)
     lift = method.lift(state, batch.kp2d)
     return frame_errors(hyps, lift, batch.kp2d, batch.intrinsics, target, joints, aggregates,
                         temperatures)  # fmt: skip

@@ -309,15 +309,3 @@ def abstract_state(state: TrainState, sharding=None) -> TrainState:
         return jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=s)
 
     return jax.tree.map(leaf, state)
-
-
-def find_checkpoint_dir(path) -> pathlib.Path:
-    """``path`` may be a workdir (with ``checkpoints/``) or a ``checkpoints`` directory."""
-    path = pathlib.Path(path)
-    if (path / "checkpoints").is_dir():
-        return path
-    if path.name == "checkpoints" and path.is_dir():
-        return path.parent
-    raise CheckpointError(
-        f"{path} is neither a workdir with a checkpoints/ directory nor a checkpoints/ directory"
-    )

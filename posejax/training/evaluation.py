@@ -165,7 +165,7 @@ def compute_sequence_errors(
         if not len(rows):
             continue
         t = 1 << int(np.ceil(np.log2(len(rows))))
-        padded = np.concatenate([rows, np.repeat(rows[-1:], t - len(rows))])
+        padded = device.pad_rows(rows, t)
         seq = jax.tree.map(lambda x, r=padded: jnp.asarray(np.asarray(x)[r])[None], host)
         seq = seq.replace(valid=jnp.asarray(np.arange(t) < len(rows))[None])
         errs = distributed.to_host(
@@ -224,9 +224,3 @@ def finite_or_raise(values: dict, step: int, where: str) -> None:
     bad = {k: v for k, v in values.items() if not np.isfinite(v)}
     if bad:
         raise FloatingPointError(f"non-finite values at step {step} ({where}): {bad}")
-
-
-def to_host(tree):
-    return jax.tree.map(
-        lambda x: np.asarray(x) if isinstance(x, jnp.ndarray) else x, jax.device_get(tree)
-    )

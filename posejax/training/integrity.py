@@ -32,7 +32,6 @@ MANIFEST = "posejax_manifest.json"
 META_FLAG = "manifest"  # key of the step's ``meta`` item: a manifest was written
 MANIFEST_VERSION = 1
 _CHUNK = 4 << 20
-STEP_NAME = re.compile(r"^\d+$")  # Orbax's default step names (no prefix, no padding)
 TMP_MARK = ".orbax-checkpoint-tmp"  # Orbax's temporary step directories: <step>.<mark>-<ts>
 SET_ASIDE = re.compile(r"^\d+\.(corrupt|incomplete)-")
 # Orbax's step metadata (commit time, metrics) is rewritten by the manager after the

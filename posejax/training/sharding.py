@@ -6,8 +6,6 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from posejax.data import device
-
 
 def make_mesh(num_devices: int = -1) -> Mesh:
     """A 1-D ``('data',)`` mesh over the first ``num_devices`` devices (-1: all).
@@ -43,6 +41,3 @@ def check_batch(batch_size: int, mesh: Mesh, what: str = "train.batch_size") -> 
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
-
-
-data_sharded = device.batch_sharding

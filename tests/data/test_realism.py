@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from posejax.core import geometry
 from posejax.data import cmu, realism
 
 # Standing H36M-17 pose facing +y (right = +x), mm, z up; the left arm is raised sideways.
@@ -21,8 +22,7 @@ def random_poses(n, seed, spread=1.0):
 
 
 def rotate_z(poses, angle):
-    c, s = np.cos(angle), np.sin(angle)
-    return poses @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T
+    return poses @ geometry.axis_rotation(2, angle, np).T
 
 
 def test_features_of_a_known_pose():

@@ -6,22 +6,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import configs
 from posejax import methods
 from posejax.core import camera as cam_lib
 from posejax.core import geometry
 from posejax.methods import gan_protocol as gp
 from posejax.training import data as data_lib
 from posejax.training import protocol, sharding, trainer
-
-
-def load_config(name="gan_gt", arg="smoke"):
-    return configs.get_config(name, arg)
+from tests.helpers import load_config
 
 
 @pytest.fixture(scope="module")
 def setup():
-    config = load_config()
+    config = load_config("gan_gt")
     mesh = sharding.make_mesh(1)
     method = methods.get("gan")(config, mesh=mesh)
     train = data_lib.load_split(config, "train", mesh)
@@ -113,7 +109,7 @@ def test_train_step_updates_critic_and_generator(setup):
 
 
 def test_wgan_option_and_unknown_critic():
-    config = load_config()
+    config = load_config("gan_gt")
     config.model.critic = "wgan_gp"
     mesh = sharding.make_mesh(1)
     method = methods.get("gan")(config, mesh=mesh)
@@ -128,7 +124,7 @@ def test_wgan_option_and_unknown_critic():
 
 @pytest.mark.parametrize("devices", [1, 4])
 def test_smoke_end_to_end(tmp_path, devices):
-    config = load_config()
+    config = load_config("gan_gt")
     config.mesh.data = devices
     config.train.num_steps = 2
     trainer.run(config, tmp_path / "run")

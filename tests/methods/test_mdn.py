@@ -8,22 +8,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import configs
 from posejax import methods
 from posejax.core import skeleton as skel
 from posejax.data import augment as aug
 from posejax.training import data as data_lib
 from posejax.training import protocol, sharding, trainer
 from posejax.training import workdir as workdir_lib
-
-
-def load_config(name="mdn", arg="smoke"):
-    return configs.get_config(name, arg)
+from tests.helpers import load_config
 
 
 @pytest.fixture(scope="module")
 def setup():
-    config = load_config()
+    config = load_config("mdn")
     config.model.num_components = 7
     method = methods.get("mdn")(config)
     train = data_lib.load_split(config, "train", None)
@@ -135,7 +131,7 @@ def test_bad_input_and_options(setup):
         ("model", "output_layout", "kd", "unknown output_layout 'kd'"),
         ("eval", "num_samples", 0, "eval.num_samples must be >= 1"),
     ]:
-        bad = load_config()
+        bad = load_config("mdn")
         bad[section][key] = value
         with pytest.raises(ValueError, match=match):
             methods.get("mdn")(bad)
@@ -143,7 +139,7 @@ def test_bad_input_and_options(setup):
 
 def test_train_step_with_missing_joints_and_eval_outputs(setup):
     config, _, state, _ = setup
-    config = load_config()
+    config = load_config("mdn")
     config.model.num_components = 7
     config.data.missing_joints = 2
     config.eval.missing_joints = 1
@@ -164,7 +160,7 @@ def test_train_step_with_missing_joints_and_eval_outputs(setup):
 
 
 def test_end_to_end_smoke(tmp_path):
-    config = load_config()
+    config = load_config("mdn")
     wd = tmp_path / "mdn"
     summary = trainer.run(config, wd)
     assert np.isfinite(summary["eval/p1_best5"]) and "eval/p2_sbest8" in summary

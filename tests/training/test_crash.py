@@ -18,7 +18,7 @@ from posejax.training import integrity, sharding, trainer
 from posejax.training import workdir as workdir_lib
 from tests import helpers
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+REPO = helpers.REPO
 NUM_STEPS = 30
 KILLS = 5
 OVERRIDES = {
@@ -31,7 +31,7 @@ RUN_TIMEOUT_S = 120  # one process, start to kill or to the end
 
 
 def load_config():
-    config = helpers.load_config("baseline", "smoke")
+    config = helpers.load_config("baseline")
     for key, value in OVERRIDES.items():
         config.train[key] = value
     return config
@@ -98,8 +98,8 @@ def _ino(path):
 
 
 def full_state(workdir):
-    r = workdir_lib.restore(workdir, mesh=sharding.make_mesh(1), step=NUM_STEPS)
-    state, step = r.state, r.step
+    restored = workdir_lib.restore(workdir, mesh=sharding.make_mesh(1), step=NUM_STEPS)
+    state, step = restored.state, restored.step
     assert step == NUM_STEPS
     return jax.tree.map(np.asarray, state)
 

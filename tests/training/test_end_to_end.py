@@ -7,24 +7,14 @@ import jax
 import numpy as np
 import pytest
 
-import configs
 from posejax.training import checkpoint as ckpt_lib
 from posejax.training import protocol, sharding, trainer
-from posejax.training import workdir as workdir_lib
-
-
-def load_config(name="baseline", arg="smoke"):
-    return configs.get_config(name, arg)
-
-
-def params_of(workdir, step=None):
-    state = workdir_lib.restore(workdir, mesh=sharding.make_mesh(1), step=step).state
-    return jax.tree.map(np.asarray, state.params)
+from tests.helpers import load_config, params_of
 
 
 @pytest.mark.parametrize("devices", [1, 4])
 def test_train_checkpoint_resume_evaluate(tmp_path, devices):
-    config = load_config()
+    config = load_config("baseline")
     config.mesh.data = devices
     if devices == 1:  # once through the TFDS dataset (built into tmp_path on first use)
         config.data.via_tfds = True
@@ -49,7 +39,7 @@ def test_train_checkpoint_resume_evaluate(tmp_path, devices):
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):
-    config = load_config()
+    config = load_config("baseline")
     config.train.num_steps = 4
     trainer.run(config, tmp_path / "straight")
     config.train.num_steps = 2  # "crash" after step 2 ...
@@ -66,7 +56,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
 
 
 def test_train_step_compiles_once():
-    config = load_config()
+    config = load_config("baseline")
     mesh = sharding.make_mesh(4)
     from posejax import methods
     from posejax.training import data as data_lib
@@ -84,19 +74,19 @@ def test_train_step_compiles_once():
 
 
 def test_bad_inputs_get_clear_errors(tmp_path):
-    config = load_config()
+    config = load_config("baseline")
     config.method = "nope"
     with pytest.raises(KeyError, match="unknown method 'nope'.*baseline"):
         trainer.run(config, tmp_path / "a")
-    config = load_config()
+    config = load_config("baseline")
     config.train.batch_size = 30
     with pytest.raises(ValueError, match="batch_size=30 does not divide by the 4 devices"):
         trainer.run(config, tmp_path / "b")
-    config = load_config()
+    config = load_config("baseline")
     config.data.source = "imagenet"
     with pytest.raises(KeyError, match="unknown data.source 'imagenet'.*synthpose"):
         trainer.run(config, tmp_path / "c")
-    config = load_config()
+    config = load_config("baseline")
     config.lock()  # as --config does (lock_config=True)
     with pytest.raises(AttributeError, match="nonexistent"):
         config.train.nonexistent = 3
@@ -105,11 +95,11 @@ def test_bad_inputs_get_clear_errors(tmp_path):
 
 
 def test_incompatible_and_corrupt_checkpoints(tmp_path):
-    config = load_config()
+    config = load_config("baseline")
     config.train.num_steps = 2
     wd = tmp_path / "run"
     trainer.run(config, wd)
-    wider = load_config()
+    wider = load_config("baseline")
     wider.model.width = 96
     wider.train.num_steps = 3
     with pytest.raises(ckpt_lib.CheckpointError, match=r"model expects \(96,"):
@@ -129,7 +119,7 @@ def test_incompatible_and_corrupt_checkpoints(tmp_path):
 
 
 def test_init_from(tmp_path):
-    config = load_config()
+    config = load_config("baseline")
     config.train.num_steps = 2
     trainer.run(config, tmp_path / "src")
     config.init_from.workdir = str(tmp_path / "src")
