@@ -91,7 +91,7 @@ def for_inference(m, state):
     """What ``posejax.inference`` runs: max-norm folded into the weights where the method
     has one (``BaselineMethod.for_inference``). The peers get the folded weights and
     config too, so both sides compute the same function the same way."""
-    return m.for_inference(state) if hasattr(m, "for_inference") else (m, state)
+    return m.for_inference(state)  # every method has it (methods/base.py; default: as is)
 
 
 class Posejax:
