@@ -170,6 +170,21 @@ class Checkpointer:
         self.manager.wait_until_finished()
         if not set_aside:
             return next((s for s in reversed(self.all_steps()) if self.verify(s).ok), None)
+        # Process 0 alone scans and renames, between two barriers that every process
+        # reaches (processes may see a half-written step differently); then each process
+        # finds the newest step that verifies in the same, settled directory.
+        multi = jax.process_count() > 1
+        if multi:
+            ocp.multihost.sync_global_processes("posejax_set_aside_begin")
+        if jax.process_index() == 0:
+            self._set_aside_bad()
+        if multi:
+            ocp.multihost.sync_global_processes("posejax_set_aside_end")
+        self._verdicts.clear()
+        self.manager.reload()  # Orbax caches the step list
+        return next((s for s in reversed(self.all_steps()) if self.verify(s).ok), None)
+
+    def _set_aside_bad(self) -> None:
         never = "an Orbax save that never committed"
         bad = [(p, "incomplete", never) for p in integrity.temporary_dirs(self.directory)]
         good = None
@@ -186,26 +201,16 @@ class Checkpointer:
                     continue
             kind = "corrupt" if verdict.has_manifest else "incomplete"
             bad.append((path, kind, verdict.describe()))
-        if bad:
-            self._set_aside(bad, good)
-        return good
-
-    def _set_aside(self, bad, good):
-        if jax.process_index() == 0:
-            for path, kind, why in bad:
-                target = integrity.set_aside(path, kind)
-                log.warning(
-                    "checkpoint %s is %s (%s): set aside as %s; %s",
-                    path,
-                    kind,
-                    why,
-                    target.name,
-                    "no step verifies" if good is None else f"resuming from step {good}",
-                )
-        if jax.process_count() > 1:
-            ocp.multihost.sync_global_processes("posejax_checkpoint_set_aside")
-        self._verdicts.clear()
-        self.manager.reload()  # Orbax caches the step list
+        for path, kind, why in bad:
+            target = integrity.set_aside(path, kind)
+            log.warning(
+                "checkpoint %s is %s (%s): set aside as %s; %s",
+                path,
+                kind,
+                why,
+                target.name,
+                "no step verifies" if good is None else f"resuming from step {good}",
+            )
 
     def _check(self, step: int) -> None:
         verdict = self.verify(step)
