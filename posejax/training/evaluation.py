@@ -166,13 +166,12 @@ def compute_sequence_errors(
             continue
         t = 1 << int(np.ceil(np.log2(len(rows))))
         padded = device.pad_rows(rows, t)
-        seq = jax.tree.map(lambda x, r=padded: jnp.asarray(np.asarray(x)[r])[None], host)
-        seq = seq.replace(valid=jnp.asarray(np.arange(t) < len(rows))[None])
         errs = distributed.to_host(
             _sequence_program(
-                state, seq, jnp.uint32(seed), i, method=method, allow_reflection=allow_reflection
+                state, dataset.data, jnp.asarray(padded, jnp.int32), jnp.int32(len(rows)),
+                jnp.uint32(seed), jnp.int32(i), method=method, allow_reflection=allow_reflection,
             )
-        )
+        )  # fmt: skip
         for k, v in errs.items():
             out.setdefault(k, []).append(np.asarray(v)[0, : len(rows)])
         order.append(rows)
@@ -183,7 +182,10 @@ def compute_sequence_errors(
 
 
 @functools.partial(jax.jit, static_argnames=("method", "allow_reflection"))
-def _sequence_program(state, seq, seed, index, *, method, allow_reflection):
+def _sequence_program(state, data, rows, length, seed, index, *, method, allow_reflection):
+    # The sequence is gathered from the resident split on the device (no host copy).
+    seq = jax.tree.map(lambda x: x[rows][None], data)
+    seq = seq.replace(valid=(jnp.arange(rows.shape[0]) < length)[None])
     key = jax.random.fold_in(jax.random.key(seed), index)
     out = method.eval_step(state, seq, key)
     return method.frame_errors(out, allow_reflection=allow_reflection)

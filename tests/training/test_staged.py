@@ -102,15 +102,20 @@ def registered(monkeypatch):
     monkeypatch.setitem(methods.REGISTRY, "refined", RefinedLifter)
 
 
-def test_stage2_loads_another_methods_network_and_keeps_it_frozen(tmp_path, registered):
+def stages(tmp_path, stage1_steps, stage2_steps, **init):
+    """Trains a ``baseline`` stage 1; returns a ``refined`` stage-2 config taking from it."""
     stage1 = smoke_config("baseline")
-    stage1.train.num_steps = 3
+    stage1.train.num_steps = stage1_steps
     trainer.run(stage1, tmp_path / "stage1")
-
     stage2 = smoke_config("baseline")
     stage2.method = "refined"
-    stage2.train.update(num_steps=4, frozen=("lifter",))
-    stage2.init_from.update(workdir=str(tmp_path / "stage1"), networks=("lifter",), step=2)
+    stage2.train.update(num_steps=stage2_steps, frozen=("lifter",))
+    stage2.init_from.update(workdir=str(tmp_path / "stage1"), **init)
+    return stage2
+
+
+def test_stage2_loads_another_methods_network_and_keeps_it_frozen(tmp_path, registered):
+    stage2 = stages(tmp_path, 3, 4, networks=("lifter",), step=2)
     trainer.run(stage2, tmp_path / "stage2")
 
     src = params_of(tmp_path / "stage1", step=2)["lifter"]
@@ -127,13 +132,7 @@ def test_stage2_loads_another_methods_network_and_keeps_it_frozen(tmp_path, regi
 
 
 def test_init_from_errors(tmp_path, registered):
-    stage1 = smoke_config("baseline")
-    stage1.train.num_steps = 2
-    trainer.run(stage1, tmp_path / "stage1")
-    stage2 = smoke_config("baseline")
-    stage2.method = "refined"
-    stage2.train.update(num_steps=1, frozen=("lifter",))
-    stage2.init_from.update(workdir=str(tmp_path / "stage1"), networks=("refiner",))
+    stage2 = stages(tmp_path, 2, 1, networks=("refiner",))
     with pytest.raises(ValueError, match=r"has no network 'refiner'; it has \['lifter'\]"):
         trainer.run(stage2, tmp_path / "a")
     stage2.init_from.update(networks=("lifter",), step=7)
