@@ -18,9 +18,10 @@ variant. ``REGISTRY`` maps each name to its module. The package is installed wit
 
 import ml_collections
 
-from configs import baseline, gan_det, gan_gt, mdn
+from configs import ans, baseline, gan_det, gan_gt, mdn
 
 REGISTRY = {
+    "ans": ans,
     "baseline": baseline,
     "gan_det": gan_det,
     "gan_gt": gan_gt,

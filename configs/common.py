@@ -3,8 +3,8 @@
 Not a runnable config; ``configs/<method>.py`` files start from ``base(method)`` (the same
 top-level sections for every method, STYLE.md 9) and read their ``:variant`` argument with
 ``parse_variants``: a comma-separated mix of at most one size (``smoke``, ``quick``), one data
-source (``synthpose``, ``h36m``, ``cmu_mocap``) and one 2D input kind (``det``, ``gt``), e.g.
-``--config=configs/mdn.py:quick,cmu_mocap,gt``.
+source (``synthpose``, ``h36m``, ``cmu_mocap``, ``mpi_inf_3dhp``) and one 2D input kind
+(``det``, ``gt``), e.g. ``--config=configs/mdn.py:quick,cmu_mocap,gt``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import ml_collections
 
 SIZES = ("smoke", "quick")
-SOURCES = ("synthpose", "h36m", "cmu_mocap")
+SOURCES = ("synthpose", "h36m", "cmu_mocap", "mpi_inf_3dhp")
 INPUTS = ("det", "gt")
 # field of ``Variants`` -> (what the error calls it, its choices); at most one per group
 GROUPS = {"size": ("size", SIZES), "source": ("data source", SOURCES),
@@ -26,7 +26,7 @@ class Variants(NamedTuple):
     """A parsed ``:variant`` argument; ``None``: not given (the config's default)."""
 
     size: str | None = None  # smoke | quick | None (the full run)
-    source: str | None = None  # synthpose | h36m | cmu_mocap
+    source: str | None = None  # synthpose | h36m | cmu_mocap | mpi_inf_3dhp
     input_2d: str | None = None  # det | gt
     extra: frozenset[str] = frozenset()  # the config's own variants (``extra=``) given
 
@@ -88,7 +88,7 @@ def apply_data(c: ml_collections.ConfigDict, v: Variants) -> ml_collections.Conf
     """Sets ``data.source`` and ``data.input_2d`` from ``v``; with ``cmu_mocap`` and no 2D
     input kind given, ground-truth 2D (motion capture has no detector output)."""
     if v.source is not None:
-        c.data.source = v.source  # h36m / cmu_mocap also need data.<source>.dir
+        c.data.source = v.source  # the file-based sources also need data.<source>.dir
     if v.input_2d is not None:
         c.data.input_2d = v.input_2d
     elif c.data.source == "cmu_mocap":
@@ -102,7 +102,7 @@ def base(method: str) -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
-    c.data.source = "synthpose"  # synthpose | h36m | cmu_mocap
+    c.data.source = "synthpose"  # synthpose | h36m | cmu_mocap | mpi_inf_3dhp
     c.data.via_tfds = True  # read (building if needed) the TFDS dataset; False: call the source
     c.data.tfds_dir = ""  # TFDS data_dir ('' = TFDS default, ~/tensorflow_datasets)
     c.data.input_2d = "gt"  # gt | det
@@ -113,6 +113,7 @@ def base(method: str) -> ml_collections.ConfigDict:
     )
     c.data.h36m = dict(dir="", detections="")  # VideoPose3D npz folder, 2D file name
     c.data.cmu_mocap = dict(dir="")  # folder of <subject>.asf / <subject>_<take>.amc
+    c.data.mpi_inf_3dhp = dict(dir="", detections="")  # ANS npz folder, 2D file name
     c.data.augment = dict(rotate=False, flip_prob=0.0)
     # resident: the split on the devices, batches drawn inside jit (DESIGN.md rule 1);
     # loader: a grain pipeline (worker processes, device prefetch), for methods that allow it.

@@ -21,7 +21,12 @@ from posejax import cli
 flags.DEFINE_string("workdir", None, "A training workdir (config.json + checkpoints/).")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 flags.DEFINE_bool("best", False, "Use the best kept checkpoint by eval.best_metric.")
-flags.DEFINE_integer("stride", 1, "Evaluate every stride-th test frame.")
+flags.DEFINE_integer(
+    "stride",
+    None,
+    "Evaluate every stride-th test frame (default: 1, or the config's "
+    "eval.cpu_stride when running on a CPU, e.g. ans).",
+)
 flags.DEFINE_integer(
     "missing_joints", None, "Hide 1 or 2 limb joints per test frame (eval.missing_joints)."
 )

@@ -11,6 +11,9 @@ Manual-dir layouts (the same for the direct call and for ``tfds build --manual_d
 * ``h36m``: ``data_3d_h36m.npz`` and, for detections ``<name>``,
   ``data_2d_h36m_<name>.npz`` (VideoPose3D's files).
 * ``cmu_mocap``: ``<subject>.asf`` and ``<subject>_<take>.amc`` files.
+* ``mpi_inf_3dhp``: ``data_3d_3dhp.npz``, ``data_2d_3dhp_gt.npz`` (read when present:
+  ground-truth 2D, intrinsics fitted to it) and, for detections ``<name>``,
+  ``data_2d_3dhp_<name>.npz`` (the ANS / PRPose files, ``posejax.data.mpi3dhp``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Callable
 
-from posejax.data import cmu, h36m, synthpose, tfds_io
+from posejax.data import cmu, h36m, mpi3dhp, synthpose, tfds_io
 from posejax.data.records import SequenceRecord
 
 H36M_3D_FILE = "data_3d_h36m.npz"
@@ -26,6 +29,8 @@ H36M_3D_FILE = "data_3d_h36m.npz"
 # have 16 joints, which `h36m.load_h36m` rejects; add them here once it maps them.
 H36M_DETECTIONS = ("cpn_ft_h36m_dbb", "detectron_ft_h36m")
 SPLITS = ("train", "test")
+MPI3DHP_3D_FILE = "data_3d_3dhp.npz"
+MPI3DHP_DETECTIONS = ("hrnet_coco",)
 
 
 def h36m_2d_file(detections: str) -> str:
@@ -131,10 +136,68 @@ def cmu_records(
     return cmu.load_cmu(directory, split=split, subjects=subjects)
 
 
+def mpi3dhp_2d_file(detections: str) -> str:
+    """The ANS file name for a 2D source, e.g. ``data_2d_3dhp_hrnet_coco.npz`` (or ``gt``)."""
+    return f"data_2d_3dhp_{detections}.npz"
+
+
+def check_mpi3dhp_files(directory: str | pathlib.Path, detections: str | None = None) -> None:
+    """Raises ``FileNotFoundError`` naming ``directory`` and the missing npz files.
+
+    Needed: the 3D file and the 2D file the intrinsics are fitted to (the ground-truth 2D
+    file, or else the detection file of ``detections``).
+    """
+    directory = pathlib.Path(directory)
+    gt, det = mpi3dhp_2d_file("gt"), mpi3dhp_2d_file(detections) if detections else None
+    missing = [n for n in (MPI3DHP_3D_FILE, det) if n and not (directory / n).is_file()]
+    if not det and not (directory / gt).is_file():
+        missing.append(gt)
+    if missing:
+        det_text = f"{det} for the 2D detections {detections!r}" if det else "no detections"
+        raise FileNotFoundError(
+            f"MPI-INF-3DHP: {missing} not found in {directory}; this directory must hold "
+            f"{MPI3DHP_3D_FILE}, {gt} (ground-truth 2D; optional with a detection file, "
+            f"whose 2D the intrinsics are then fitted to) and {det_text}"
+        )
+
+
+def mpi3dhp_records(
+    split: str,
+    *,
+    directory: str | pathlib.Path,
+    detections: str | None = None,
+    subjects: tuple[str, ...] | None = None,
+) -> list[SequenceRecord]:
+    """MPI-INF-3DHP sequences of ``split`` from the ANS npz files in ``directory``.
+
+    Args:
+      split: ``'train'`` (S1-S8) or ``'test'`` (TS1-TS6; action = scene type ``'GS'``,
+        ``'noGS'`` or ``'Outdoor'``), ``mpi3dhp.SUBJECTS``; ``subjects`` overrides them.
+      directory: folder holding ``data_3d_3dhp.npz``, ``data_2d_3dhp_gt.npz`` (read if
+        present) and ``data_2d_3dhp_<detections>.npz``.
+      detections: 2D source name (``'hrnet_coco'``); ``None``: ``kp2d_det`` is ``None``.
+      subjects: optional subset, e.g. ``('TS1', 'TS2')``.
+
+    Raises:
+      FileNotFoundError: a file is missing; the message names the directory and files.
+    """
+    _check_split("mpi_inf_3dhp", split)
+    check_mpi3dhp_files(directory, detections)
+    directory = pathlib.Path(directory)
+    gt = directory / mpi3dhp_2d_file("gt")
+    return mpi3dhp.load_mpi3dhp(
+        directory / MPI3DHP_3D_FILE,
+        gt if gt.is_file() else None,
+        directory / mpi3dhp_2d_file(detections) if detections else None,
+        subjects=mpi3dhp.SUBJECTS[split] if subjects is None else subjects,
+    )
+
+
 SOURCES: dict[str, Callable[..., list[SequenceRecord]]] = {
     "synthpose": synthpose_records,
     "h36m": h36m_records,
     "cmu_mocap": cmu_records,
+    "mpi_inf_3dhp": mpi3dhp_records,
 }
 
 

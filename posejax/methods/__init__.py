@@ -6,11 +6,13 @@ method is one line here. ``get`` raises an error that lists the valid names.
 """
 
 from posejax.methods import base
+from posejax.methods.ans import ANSMethod
 from posejax.methods.baseline import BaselineMethod
 from posejax.methods.gan import GANMethod
 from posejax.methods.mdn import MDNMethod
 
 REGISTRY = {
+    "ans": ANSMethod,
     "baseline": BaselineMethod,
     "gan": GANMethod,
     "mdn": MDNMethod,

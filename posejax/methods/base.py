@@ -27,7 +27,10 @@ capability             meaning
 
 Hooks (see ``Method`` below for the exact signatures): ``data_stats``, ``norm_template``,
 ``create_state``, ``train_step``, ``eval_step``, ``frame_errors``, ``lift``, ``sample``,
-``for_inference``, ``manifest_fields``, ``conventions``, ``figure``, ``init_networks``.
+``for_inference``, ``manifest_fields``, ``conventions``, ``figure``, ``init_networks``,
+``prepare_state`` (a fresh state's statistics that need trained networks, e.g. ``ans``'s
+error normaliser), ``finish_errors`` (host-side columns over the whole split in order) and
+``report`` (method-specific analyses printed after the tables).
 ``MethodBase`` gives every hook a default, so a method writes only what differs.
 """
 
@@ -108,6 +111,18 @@ class Method(Protocol):
     def init_networks(self, state, source, names: tuple[str, ...]) -> common.TrainState:
         """Copies the networks ``names`` of ``source`` (a ``Source``) into ``state``."""
 
+    def prepare_state(self, state, train: device.DeviceDataset) -> common.TrainState:
+        """Called once on a fresh state after ``init_from`` (not on resume: what it sets
+        lives in the checkpoint): statistics of the training split that need the
+        (initialised) networks."""
+
+    def finish_errors(self, errors: dict) -> dict:
+        """Host-side: ``errors`` (``{name: [N]}`` numpy, the split's order) plus columns
+        that need the whole split in order."""
+
+    def report(self, state, dataset: device.DeviceDataset) -> tuple[dict, str] | None:
+        """Method-specific analyses of a test split: ``(values, text)`` or ``None``."""
+
 
 class MethodBase:
     """Defaults for every hook; subclasses set the capabilities and override hooks."""
@@ -154,9 +169,20 @@ class MethodBase:
         statistics) and same-named ``norm`` entries are copied; shapes must agree."""
         return copy_networks(state, source, names)
 
+    def prepare_state(self, state, train):
+        del train
+        return state
+
     # -- evaluation ------------------------------------------------------------------------
     def frame_errors(self, out: dict, *, allow_reflection: bool = False) -> dict:
         return frame_errors(out, self.predicted_joints, allow_reflection=allow_reflection)
+
+    def finish_errors(self, errors: dict) -> dict:
+        return errors
+
+    def report(self, state, dataset):
+        del state, dataset
+        return None
 
     def manifest_fields(self) -> dict:
         return {}

@@ -61,10 +61,13 @@ def schedule(config) -> optax.Schedule:
 
 
 def optimizer(config, lr: optax.Schedule | float | None = None) -> optax.GradientTransformation:
-    """Optimizer from ``config.optim`` (``name``: adam, adamw, rmsprop, sgd)."""
+    """Optimizer from ``config.optim`` (``name``: adam, adamw, rmsprop, sgd; ``amsgrad``:
+    Adam's AMSGrad variant)."""
     o = config.optim
     lr = schedule(config) if lr is None else lr
-    if o.name == "adam":
+    if o.name == "adam" and o.get("amsgrad", False):
+        tx = optax.amsgrad(lr, b1=o.b1, b2=o.b2, eps=o.eps)  # PyTorch Adam(amsgrad=True)
+    elif o.name == "adam":
         tx = optax.adam(lr, b1=o.b1, b2=o.b2, eps=o.eps)
     elif o.name == "adamw":
         tx = optax.adamw(lr, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay)

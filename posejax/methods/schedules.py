@@ -84,3 +84,21 @@ def epoch_exponential(config) -> optax.Schedule:
         return base * decay ** jnp.maximum(0, epoch - (start - 1))
 
     return lr
+
+
+@register("epoch_step_decay")
+def epoch_step_decay(config) -> optax.Schedule:
+    """HTNet's and ANS's per-epoch decay (``shared/spec/ans.md`` sections 5.2, 6): after
+    epoch ``e`` (1-based) the rate is multiplied by ``large_decay`` if ``e %
+    large_decay_every == 0``, else by ``decay``. With ``epoch = step // epoch_steps``
+    (0-based) epochs finished: ``lr = optim.lr * large_decay ** (epoch // every) *
+    decay ** (epoch - epoch // every)``."""
+    s = config.schedule
+    spe, every, base = s.epoch_steps, s.large_decay_every, config.optim.lr
+
+    def lr(step):
+        epoch = step // spe
+        large = epoch // every
+        return base * s.large_decay**large * s.decay ** (epoch - large)
+
+    return lr

@@ -20,6 +20,9 @@ def source_kwargs(data_cfg) -> dict:
             kw["config"] = data_cfg.h36m.detections or "gt"
         elif name == "cmu_mocap":
             kw["manual_dir"] = data_cfg.cmu_mocap.dir or None
+        elif name == "mpi_inf_3dhp":
+            kw["manual_dir"] = data_cfg.mpi_inf_3dhp.dir or None
+            kw["config"] = data_cfg.mpi_inf_3dhp.detections or "gt"
         return kw
     if name == "synthpose":
         from posejax.data import synthpose
@@ -34,6 +37,11 @@ def source_kwargs(data_cfg) -> dict:
         if not h.dir:
             raise ValueError("data.source='h36m' needs data.h36m.dir (VideoPose3D npz folder)")
         return {"directory": h.dir, "detections": h.detections or None}
+    if name == "mpi_inf_3dhp":
+        m = data_cfg.mpi_inf_3dhp
+        if not m.dir:
+            raise ValueError("data.source='mpi_inf_3dhp' needs data.mpi_inf_3dhp.dir (npz folder)")
+        return {"directory": m.dir, "detections": m.detections or None}
     c = data_cfg.cmu_mocap
     if not c.dir:
         raise ValueError("data.source='cmu_mocap' needs data.cmu_mocap.dir (ASF/AMC folder)")

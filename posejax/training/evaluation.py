@@ -198,6 +198,7 @@ def evaluate(method, state, dataset: device.DeviceDataset, config) -> dict:
         errs = compute_sequence_errors(
             method, state, dataset, config.eval.get("seed", 0), config.eval.allow_reflection
         )
+        errs = method.finish_errors(errs)
         tabs = tables(errs, frame_actions(dataset))
         return {
             "tables": tabs,
@@ -212,6 +213,7 @@ def evaluate(method, state, dataset: device.DeviceDataset, config) -> dict:
         config.eval.allow_reflection,
         config.eval.get("seed", 0),
     )
+    errs = method.finish_errors(errs)
     tabs = tables(errs, frame_actions(dataset))
     return {"tables": tabs, "summary": summary(tabs), "num_frames": int(dataset.host.valid.sum())}
 

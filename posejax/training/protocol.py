@@ -22,7 +22,7 @@ def evaluate_workdir(
     *,
     step=None,
     best=False,
-    stride=1,
+    stride=None,
     missing_joints=None,
     aggregates=(),
     num_samples=100,
@@ -32,6 +32,8 @@ def evaluate_workdir(
     """Protocol tables of ``workdir``.
 
     Args:
+      stride: every stride-th test frame; ``None``: 1, or ``eval.cpu_stride`` on a CPU
+        (methods whose full evaluation is too costly there say so in the manifest).
       missing_joints: 0, 1 or 2 overrides ``eval.missing_joints`` (limb joints hidden per
         test frame), for methods whose ``max_missing_joints`` allows it.
       aggregates: names of ``core.aggregate.METHODS`` to evaluate on ``num_samples``
@@ -53,6 +55,12 @@ def evaluate_workdir(
             f"method {config.method!r} accepts at most {method.max_missing_joints} missing "
             f"joints per frame; eval.missing_joints={num_missing}"
         )
+    stride_note = ""
+    if stride is None:
+        stride = 1
+        cpu_stride = config.eval.get("cpu_stride", 1)
+        if jax.devices()[0].platform == "cpu" and cpu_stride > 1:
+            stride, stride_note = cpu_stride, " (eval.cpu_stride on a CPU; --stride=1 for all)"
     test = data_lib.load_split(
         config, config.data.test_split, mesh, stride=stride, pad_to=config.eval.batch_size
     )
@@ -62,6 +70,10 @@ def evaluate_workdir(
     if method.conventions:
         text += "\n\ncolumns:\n" + "\n".join(f"  {k}: {v}" for k, v in method.conventions.items())
     out = {"step": step, "tables": result["tables"], "summary": result["summary"]}
+    report = method.report(state, test)
+    if report is not None:
+        out["report"], report_text = report
+        text += "\n\n" + report_text
     agg_fields = {}
     if aggregates:
         fast, fast_state = method.for_inference(state)
@@ -83,7 +95,7 @@ def evaluate_workdir(
         )
     fields = dict(
         dataset=config.data.source, split=f"{config.data.test_split} ({', '.join(test.subjects)})",
-        frames=f"every {stride} frame(s), {result['num_frames']} frames",
+        frames=f"every {stride} frame(s){stride_note}, {result['num_frames']} frames",
         input_2d=config.data.input_2d, joints=_joints_text(method),
         root="pelvis subtracted", alignment="P1 none; P2 similarity without reflection"
         if not config.eval.allow_reflection else "P2 similarity with reflection",

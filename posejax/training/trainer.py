@@ -116,8 +116,8 @@ class Run:
             return restored
         init = init_spec(cfg)
         if init["workdir"]:
-            return self._init_from(state, **init)
-        return state
+            state = self._init_from(state, **init)
+        return self.method.prepare_state(state, self.train)
 
     def _init_from(self, state, workdir, networks, step):
         """Staged initialisation: the source run's method is rebuilt from its own

@@ -1,0 +1,1 @@
+"""TFDS builder for posejax's `mpi_inf_3dhp` dataset (`tfds build datasets/mpi_inf_3dhp`)."""
