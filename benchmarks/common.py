@@ -25,14 +25,16 @@ if str(REPO) not in sys.path:  # `python benchmarks/x.py` puts benchmarks/ first
 import configs  # noqa: E402  (the repo's configs/ package, on sys.path from here on)
 
 # method -> config file benchmarked (its default, full-width variant)
-CONFIGS = {"baseline": "baseline.py", "gan": "gan_gt.py", "mdn": "mdn.py"}
+CONFIGS = {"ans": "ans.py", "baseline": "baseline.py", "gan": "gan_gt.py", "mdn": "mdn.py"}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 def load_config(method: str, arg: str | None = None, width: int | None = None):
     """``configs/<file>.py`` of ``method``; ``width`` overrides every hidden width."""
     c = configs.get_config(CONFIGS[method].removesuffix(".py"), arg)
-    if width:
+    if width and method == "ans":
+        c.model.htnet.update(channels=width, hidden=4 * width)  # channels: a multiple of 24
+    elif width:
         c.model.width = width
         if method == "gan":
             c.model.latent_dim = width
@@ -42,6 +44,8 @@ def load_config(method: str, arg: str | None = None, width: int | None = None):
 
 def synthetic_norm(method: str) -> dict:
     """Plausible normalisation statistics (speed does not depend on their values)."""
+    if method == "ans":
+        return {"res": np.array([1000.0, 1000.0], np.float32), "d_mean": np.float32(0.05)}
     if method == "gan":
         template = np.array(
             [[0.13, -0.02, 0], [-0.13, -0.02, 0], [0.17, 0.52, 0.02], [-0.17, 0.52, 0.02]]

@@ -246,7 +246,8 @@ def run_method(method, args, base, out):
 
         mesh = sharding.make_mesh(args.devices)
     use_peers = not args.no_peers and args.devices == 1
-    base = {**base, "method": method, "width": config.model.width}
+    width = config.model.htnet.channels if method == "ans" else config.model.width
+    base = {**base, "method": method, "width": width}
     if use_peers:
         base["equality"] = equality(method, config, args)
         print(f"{method}: peer vs posejax {base['equality']}", flush=True)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from benchmarks.peers import geometry as g
+from benchmarks.peers import htnet as htnet_peer
 from benchmarks.peers import martinez, wsgn
 from posejax.core import rng
 
@@ -28,17 +29,20 @@ def build(method: str, config, state):
     m = config.model
     if method == "gan":
         peer = wsgn.load(wsgn.WSGN(m), state)
+    elif method == "ans":
+        peer = ANSPeer(config, state)
     elif method in ("baseline", "mdn"):
         net = martinez.BaselineNet(m) if method == "baseline" else martinez.MDNNet(m)
         peer = martinez.load(martinez.Lifter(net), state)
     else:
-        raise KeyError(f"no PyTorch peer for method {method!r}; have baseline, gan, mdn")
+        raise KeyError(f"no PyTorch peer for method {method!r}; have ans, baseline, gan, mdn")
     return peer.to(device()).eval()
 
 
 def sample_fn(method: str, peer):
     """``(kp2d [B, 17, 2] px tensor, S) -> [B, S, 17, 3]`` mm, batched over S."""
     return {
+        "ans": lambda kp, s: peer.sample(kp, s),
         "baseline": lambda kp, s: martinez.baseline_sample(peer, kp, s),
         "mdn": lambda kp, s: martinez.mdn_sample(peer, kp, s),
         "gan": lambda kp, s: wsgn.sample(peer, kp, s),
@@ -49,6 +53,7 @@ def loop_fn(method: str, peer):
     """One forward pass per hypothesis (official evaluation style); None if the method
     draws no hypotheses."""
     return {
+        "ans": lambda kp, s: peer.sample(kp, s, loop=True),
         "mdn": lambda kp, s: martinez.mdn_sample_loop(peer, kp, s),
         "gan": lambda kp, s: wsgn.sample_loop(peer, kp, s),
     }.get(method)
@@ -61,11 +66,47 @@ def train_step(method: str, config, peer, kp2d, pose3d_cam, *, compile: bool = F
     return cls(peer.train(), config, kp2d, pose3d_cam, compile=compile)
 
 
+class ANSPeer(torch.nn.Module):
+    """``ans`` in PyTorch: the HTNet peer (``peers/htnet.py``) between the screen
+    normalisation and mm. The AVG is not ported: ``sample`` takes sigma (default: the
+    floor ``alpha * sigma_floor`` at every joint); at S = 200 the AVG's two passes per
+    frame are 0.25% of the FLOPs of the 400 lifts, so the timings compare the lifts."""
+
+    def __init__(self, config, state):
+        super().__init__()
+        m = config.model
+        if m.lifter != "htnet":
+            raise ValueError(f"the ans peer ports HTNet; this config has model.lifter={m.lifter!r}")
+        h = m.htnet
+        net = htnet_peer.HTNet(h.channels, h.hidden, h.layers, tuple(h.drop_path), h.dropout)
+        self.net = htnet_peer.load(net, jax.tree.map(np.asarray, state.params["lifter"]))
+        w, hgt = (float(v) for v in np.asarray(state.norm["res"]))
+        self.register_buffer("offset", torch.tensor([1.0, hgt / w]))
+        self.width, self.sigma0 = w, float(m.alpha * m.sigma_floor)
+        self.flip = bool(config.eval.flip_tta)
+
+    def sample(self, kp, num_samples, *, loop=False, sigma=None, **draws):
+        """``kp [B, 17, 2]`` px -> ``[B, S, 17, 3]`` mm (pelvis 0)."""
+        x = kp / self.width * 2 - self.offset.to(kp.dtype)
+        if sigma is None:
+            sigma = torch.full(kp.shape[:2], self.sigma0, dtype=kp.dtype, device=kp.device)
+        fn = htnet_peer.sample_loop if loop else htnet_peer.sample
+        return fn(self.net, x, sigma, num_samples, self.flip, **draws) * 1000.0
+
+
 def jax_draws(pj_method, state, kp2d, key, num_samples: int) -> dict:
     """The random draws posejax's ``sample`` makes for ``key``, for the peer to reuse."""
     if pj_method.name == "gan":
         shape = (kp2d.shape[0], num_samples, pj_method.config.model.latent_dim)
         return {"z": rng.normal(key, shape)}
+    if pj_method.name == "ans":
+        from posejax.methods.ans import flip_2d
+
+        x = pj_method._screen_input(state, kp2d)
+        b = x.shape[0]
+        sig = pj_method.sigmas(state, jax.numpy.concatenate([x, flip_2d(x)]))
+        eps = pj_method.noise_draws(jax.random.split(key, b), num_samples)
+        return {"sigma": sig[:b], "sigma_flip": sig[b:], "noise": eps[:b], "noise_flip": eps[b:]}
     if pj_method.name == "mdn":
         from posejax.methods.mdn import mixture_draws
 
@@ -86,7 +127,9 @@ def check_equal(pj_method, state, peer, kp2d: np.ndarray, num_samples: int, seed
     kp = torch.from_numpy(np.asarray(kp2d, np.float32)).to(device())
     t = {k: torch.from_numpy(np.array(v)).to(device()) for k, v in draws.items()}
     with torch.inference_mode():
-        if pj_method.name == "gan":
+        if pj_method.name == "ans":
+            out = peer.sample(kp, num_samples, **t)
+        elif pj_method.name == "gan":
             out = wsgn.sample(peer, kp, num_samples, z=t["z"])
         elif pj_method.name == "mdn":
             out = martinez.mdn_sample(peer, kp, num_samples, t["comp"].long(), t["noise"])

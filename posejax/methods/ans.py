@@ -307,13 +307,33 @@ class ANSMethod(base.MethodBase):
         copies = 2 if self.config.eval.flip_tta else 1
         xs = jnp.concatenate([x, flip_2d(x)]) if copies == 2 else x  # [C B, 17, 2]
         sig = self.sigmas(state, xs, noise=noise)
-        eps = jax.vmap(lambda k: rng.normal(jax.random.fold_in(k, SAMPLE_STREAM),
-                                            (copies, s, skel.NUM_JOINTS, 2)))(keys)  # fmt: skip
-        eps = jnp.moveaxis(eps, 1, 0).reshape((copies * b, s, skel.NUM_JOINTS, 2))
+        eps = self.noise_draws(keys, s)
         noisy = xs[:, None] + sig[:, None, :, None] * eps.astype(xs.dtype)
-        y = self.lift_metres(state, noisy).reshape((copies, b, s, skel.NUM_JOINTS, 3))
+        y = self.chunked_lifts(state, noisy.reshape((-1, skel.NUM_JOINTS, 2)))
+        y = y.reshape((copies, b, s, skel.NUM_JOINTS, 3))
         y = (y[0] + unflip_3d(y[1])) / 2 if copies == 2 else y[0]
         return zero_root(y)
+
+    def noise_draws(self, keys, num_samples: int):
+        """The standard normals of ``noisy_lifts``: ``[C B, S, 17, 2]`` (C = 2 with flip
+        TTA: the unflipped copies' draws, then the flipped ones'), from ``keys [B]``."""
+        copies = 2 if self.config.eval.flip_tta else 1
+        shape = (copies, int(num_samples), skel.NUM_JOINTS, 2)
+        eps = jax.vmap(lambda k: rng.normal(jax.random.fold_in(k, SAMPLE_STREAM), shape))(keys)
+        return jnp.moveaxis(eps, 1, 0).reshape((copies * keys.shape[0],) + shape[1:])
+
+    def chunked_lifts(self, state, rows):
+        """Lifts of ``rows [N, 17, 2]`` in one call: a ``lax.map`` over chunks of
+        ``model.lift_chunk`` rows when N is larger (bounded memory: HTNet holds 70 KB of
+        activations per row and layer; 0: no chunks). Metres."""
+        n, chunk = rows.shape[0], int(self.config.model.get("lift_chunk", 0) or 0)
+        if not chunk or n <= chunk:
+            return self.lift_metres(state, rows)
+        padded = jnp.pad(rows, ((0, (-n) % chunk), (0, 0), (0, 0)))  # eval mode: rows independent
+        y = jax.lax.map(
+            lambda r: self.lift_metres(state, r), padded.reshape((-1, chunk) + rows.shape[1:])
+        )
+        return y.reshape((-1,) + y.shape[2:])[:n]
 
     def flip_averaged(self, state, x):
         """The deterministic answer, metres, pelvis 0: the flip-averaged lift (one lift

@@ -217,7 +217,7 @@ class PartTokens(nnx.Module):
         k1, k2, k3 = split_keys(key, 3)
         dp = dict(train=train, batch_dims=batch_dims)
         u = self.norm(x)
-        t = drop_path(gelu(self.conv(u[..., self.gather, :])), rate, key=k1, **dp)
+        t = drop_path(gelu(self.conv(u[..., np.array(self.gather), :])), rate, key=k1, **dp)
         t = t + drop_path(self.mlp(self.token_norm(t), train=train, key=k2), rate, key=k3, **dp)
         return overwrite_joints(u, t, self.write)
 

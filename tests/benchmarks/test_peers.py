@@ -116,3 +116,21 @@ def test_martinez_maxnorm_clips_like_posejax():
     w = lin.weight / torch.linalg.norm(lin.weight)
     np.testing.assert_allclose(lin(x).detach().numpy(), (x @ w.T + lin.bias).detach().numpy(),
                                rtol=1e-5)  # fmt: skip
+
+
+def test_ans_peer_samples_what_posejax_samples():
+    """HTNet at width 48 (the smoke config's lifter has no peer): posejax's draws and
+    sigmas through the torch HTNet, batched and one pass per hypothesis."""
+    config = common.load_config("ans", width=48)
+    method = common.make_method("ans", config)
+    state = common.create_state(method, "ans", seed=1)
+    peer = api.build("ans", config, state)
+    kp = common.random_kp2d(3, seed=2)
+    diff, scale = api.check_equal(method, state, peer, kp, 6)
+    assert scale > 1.0 and diff <= 1e-4 * scale, (diff, scale)
+    draws = api.jax_draws(method, state, kp, jax.random.key(0), 6)
+    t = {k: torch.from_numpy(np.array(v)) for k, v in draws.items()}
+    x = torch.from_numpy(kp)
+    with torch.inference_mode():
+        batched, loop = peer.sample(x, 6, **t), peer.sample(x, 6, loop=True, **t)
+    np.testing.assert_allclose(loop.numpy(), batched.numpy(), rtol=1e-4, atol=1e-3)

@@ -281,3 +281,14 @@ def _host():
     cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
     recs = synthpose.generate("train", config=cfg, subjects=["S1"], actions=["Walking"])
     return device.DeviceDataset.from_records(recs).host
+
+
+def test_chunked_lifts_equal_one_call():
+    c = smoke()
+    m = ans.ANSMethod(c)
+    state = m.create_state(jax.random.key(0), m.data_stats(_host()))
+    kp = kp_batch()
+    whole = m.sample(state, kp, jax.random.key(3), 7)  # 3 x 2 x 7 = 42 rows, one call
+    c.model.lift_chunk = 8  # 6 chunks, the last padded
+    np.testing.assert_allclose(np.asarray(m.sample(state, kp, jax.random.key(3), 7)),
+                               np.asarray(whole), rtol=1e-5, atol=1e-4)  # fmt: skip
