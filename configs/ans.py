@@ -15,10 +15,11 @@ checkpoint. ``shared/spec/ans.md``.
 
 Sizes: default = the paper's networks and schedules (HTNet 3 x 240 / 1024, GCN AVG 256 x 4;
 batch 512, Adam with AMSGrad, lr 5e-4, per epoch x 0.95 and x 0.5 every 5th; 15 epochs
-for the lifter, 29 for the AVG). ``quick`` fits about 10 minutes per stage on a 2-core CPU:
-full HTNet trains at about 150 examples/s there, so it uses the official light pair
-instead (spec Clarifications 6: the ``mgcn_lw`` lifter, 157,696 parameters, and the MLP
-AVG, 12,049), 8 epochs of SynthPose per stage, and evaluates every 16th test frame.
+for the lifter, 29 for the AVG). ``quick`` is meant for minutes on a 2-core CPU (measured
+2026-12-03 on shared cores: stage 1 17 min, stage 2 2.5 min): full HTNet trains at about
+150 examples/s there (issue 14's figure), so it uses the official light pair instead
+(spec Clarifications 6: the ``mgcn_lw`` lifter, 157,696 parameters, and the MLP AVG,
+12,049), 8 epochs of SynthPose per stage, and evaluates every 16th test frame.
 ``smoke``: seconds, tiny widths, for tests.
 
 Other variants: a data source (``synthpose``, ``h36m``, ``cmu_mocap``, ``mpi_inf_3dhp``)

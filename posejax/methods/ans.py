@@ -129,7 +129,7 @@ class ANSMethod(base.MethodBase):
         self.avg_def = nnx.graphdef(nnx.eval_shape(lambda: self.make_avg(nnx.Rngs(0))))
         self.tx = common.optimizer(config)
         self._target_sums = jax.jit(self._target_sums_fn)
-        self._figure_fn = jax.jit(self._figure_outputs, static_argnums=3)
+        self._figure_fn = jax.jit(self._figure_outputs, static_argnums=2)
         self._report_fn = jax.jit(self._report_outputs)
 
     # -- state ---------------------------------------------------------------------------
@@ -464,7 +464,7 @@ class ANSMethod(base.MethodBase):
         rows = np.flatnonzero(np.asarray(host.valid))
         idx = rows[np.linspace(0, len(rows) - 1, num_inputs).astype(int)]
         batch = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)[idx]), host)
-        hyps, lift = (np.asarray(a) for a in self._figure_fn(state, batch, None, num_hyps))
+        hyps, lift = (np.asarray(a) for a in self._figure_fn(state, batch, num_hyps))
         gt = np.asarray(geometry.root_relative(batch.pose3d_cam))
         best = np.asarray(metrics.mpjpe(hyps, gt[:, None])).min(1)
         one = np.asarray(metrics.mpjpe(lift, gt))
@@ -479,8 +479,7 @@ class ANSMethod(base.MethodBase):
         fig.savefig(path, dpi=80)
         return str(path)
 
-    def _figure_outputs(self, state, batch, key, num_hyps):
-        del key
+    def _figure_outputs(self, state, batch, num_hyps):
         x = screen(batch.kp2d, batch.res)
         keys = aug.frame_keys(jax.random.key(self.config.seed), batch.kp2d)
         return self.noisy_lifts(state, x, keys, num_hyps) * 1e3, self.flip_averaged(state, x) * 1e3
