@@ -103,6 +103,7 @@ def interleaved(
     max_reps: int = 30,
     budget_s: float = 60.0,
     rounds: int = 3,
+    long_s: float = 30.0,
 ) -> dict[str, dict]:
     """Median seconds per call of each function, measured in ``rounds`` alternating blocks
     (A B C A B C ...) so that load from other processes on a shared machine hits every
@@ -113,7 +114,9 @@ def interleaved(
     call of each is timed as the probe that sets its repeat count
     (``target_s / probe`` within ``[min_reps, max_reps]``, fewer when ``budget_s`` of
     total work would be exceeded; never fewer than 1). Each block starts with one untimed
-    call. Warm-up (compilation) is the caller's job.
+    call. A function whose probe takes ``long_s`` or more and that gets one repeat is
+    measured by its probe alone (cells of minutes). Warm-up (compilation) is the caller's
+    job.
     """
     probe = {}
     for name, fn in fns.items():
@@ -126,6 +129,10 @@ def interleaved(
         f = budget_s / total
         reps = {n: max(1, int(r * f)) for n, r in reps.items()}
     times = {n: [] for n in fns}
+    for n in fns:  # a call of minutes: its (warmed-up) probe is its one measurement
+        if probe[n] >= long_s and reps[n] == 1:
+            times[n].append(probe[n])
+            reps[n] = 0
     for r in range(rounds):
         for name, fn in fns.items():
             n = reps[name] * (r + 1) // rounds - reps[name] * r // rounds

@@ -54,6 +54,18 @@ def parse_args(argv=None):
     p.add_argument("--peers", default="eager,compile,loop")
     p.add_argument("--no_peers", action="store_true")
     p.add_argument("--devices", type=int, default=1, help="mesh size (fake CPU devices)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="untimed calls per variant after compiling (1 for cells of minutes)",
+    )
+    p.add_argument(
+        "--threads",
+        default="both",
+        choices=("both", "all", "one"),
+        help="PyTorch thread variants: all cores, one thread (_1thread), or both",
+    )
     p.add_argument("--target_s", type=float, default=2.0, help="timed seconds per variant")
     p.add_argument("--budget_s", type=float, default=90.0, help="timed seconds per cell")
     p.add_argument("--run", default="", help="run label (default: a timestamp)")
@@ -97,7 +109,8 @@ def for_inference(m, state):
 class Posejax:
     """The jitted sample of one method on a (possibly sharded) state."""
 
-    def __init__(self, method, config, dtype, mesh):
+    def __init__(self, method, config, dtype, mesh, warmup=2):
+        self.warmup = warmup
         m = common.make_method(method, config, mesh)
         self.m, self.state_f32 = for_inference(m, common.create_state(m, method))
         state = self.state_f32
@@ -122,20 +135,21 @@ class Posejax:
         compiled = self.fn.lower(self.state, kp, self.key, s).compile()
         compile_s = time.perf_counter() - t0
         call = lambda: compiled(self.state, kp, self.key).block_until_ready()  # noqa: E731
-        call()
-        call()
+        for _ in range(self.warmup):
+            call()
         return call, common.flops_of(compiled), compile_s
 
 
 class Peer:
     """The PyTorch peer of one method in one dtype: eager, compiled and loop callables."""
 
-    def __init__(self, method, config, state_f32, dtype, kinds):
+    def __init__(self, method, config, state_f32, dtype, kinds, warmup=2, threads="both"):
         import torch
 
         from benchmarks.peers import api
 
         self.torch, self.api, self.kinds = torch, api, kinds
+        self.warmup, self.threads = warmup, threads
         self.dtype = api.TORCH_DTYPES[dtype]
         self.peer = api.build(method, config, state_f32).to(self.dtype)
         self.sample = api.sample_fn(method, self.peer)
@@ -166,14 +180,17 @@ class Peer:
         for kind, fn in fns.items():
             if kind not in self.kinds:
                 continue
-            calls[f"torch_{kind}"] = run(fn, threads)
-            if threads > 1:  # a busy shared CPU stalls OpenMP barriers; one thread has none
+            if self.threads != "one" or threads == 1:
+                calls[f"torch_{kind}"] = run(fn, threads)
+            if threads > 1 and self.threads != "all":
+                # a busy shared CPU stalls OpenMP barriers; one thread has none
                 calls[f"torch_{kind}_1thread"] = run(fn, 1)
         for name, call in calls.items():
             t0 = time.perf_counter()
-            call()
+            call()  # the first call compiles (torch.compile) and counts as a warm-up call
             compile_s[name] = time.perf_counter() - t0
-            call()
+            for _ in range(self.warmup - 1):
+                call()
         return calls, compile_s
 
 
@@ -252,10 +269,11 @@ def run_method(method, args, base, out):
         base["equality"] = equality(method, config, args)
         print(f"{method}: peer vs posejax {base['equality']}", flush=True)
     for dtype in args.dtypes.split(","):
-        pj = Posejax(method, config, dtype, mesh)
+        pj = Posejax(method, config, dtype, mesh, warmup=args.warmup)
         peer = None
         if use_peers:
-            peer = Peer(method, pj.m.config, pj.state_f32, dtype, args.peers.split(","))
+            peer = Peer(method, pj.m.config, pj.state_f32, dtype, args.peers.split(","),
+                        warmup=args.warmup, threads=args.threads)  # fmt: skip
         for b, s in grid(method, args):
             rec = {**base, "dtype": dtype, "B": b, "S": s}
             reason = skip_reason(b, s, dtype, args)

@@ -4,6 +4,12 @@ Reads ``DIR/config.json`` and the checkpoint (``--step``, default the latest; ``
 for the best kept one), evaluates on the config's test split (all frames unless
 ``--stride``), prints per-action P1 / P2 tables and writes ``DIR/eval_<step>.json``.
 
+``--set KEY=VALUE`` (repeatable) changes the run's ``data.*`` / ``eval.*`` keys or a
+method's test-time keys before evaluating: ``--set data.source=cmu_mocap --set
+data.cmu_mocap.dir=D`` scores a SynthPose-trained run on CMU's test subjects (the
+training run's normalisation is kept; the manifest names both sources and the overrides).
+Such a table goes to ``eval_<step>_<key>-<value>....json`` (``--out`` to choose).
+
 ``--aggregates=mean,median,reproj_pose`` (or ``all``) adds the ground-truth-free
 aggregates of ``--num_samples`` hypotheses per frame (``--temperature``: one or more
 comma-separated softmax temperatures) next to the method's deterministic answer and the
@@ -38,6 +44,13 @@ flags.DEFINE_list(
 )
 flags.DEFINE_integer("num_samples", 100, "Hypotheses per frame for --aggregates.")
 flags.DEFINE_list("temperature", ["0.02"], "Softmax temperature(s) of the reproj aggregates.")
+flags.DEFINE_multi_string(
+    "set",
+    [],
+    "KEY=VALUE for the run's config at evaluation (repeatable): data.* and eval.* keys and "
+    "the method's test-time keys (ans: model.sigma_floor, model.alpha, model.noise). "
+    "--set data.source=cmu_mocap --set data.cmu_mocap.dir=D evaluates on another source.",
+)
 flags.DEFINE_string("out", None, "JSON output path (default: DIR/eval_<step>.json).")
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
@@ -58,9 +71,9 @@ def main(argv):
         aggregates=aggregates,
         num_samples=FLAGS.num_samples,
         temperatures=tuple(float(t) for t in FLAGS.temperature),
+        overrides=FLAGS.set,
     )
-    tag = f"_missing{FLAGS.missing_joints}" if FLAGS.missing_joints else ""
-    default = pathlib.Path(FLAGS.workdir) / f"eval_{result['step']}{tag}.json"
+    default = pathlib.Path(FLAGS.workdir) / f"eval_{result['step']}{result.pop('tag')}.json"
     out = pathlib.Path(FLAGS.out or default)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(result["text"])

@@ -94,6 +94,8 @@ def test_every_command_reports_bad_input_in_one_line(workdir, tmp_path):
                               "unknown aggregate"),
         "unsupported missing joints": ((evaluate, "--workdir", workdir, "--missing_joints=3"),
                                        "missing_joints=3"),
+        "evaluate: an architecture override": ((evaluate, "--workdir", workdir,
+                                                 "--set", "model.width=8"), "belongs to the"),
         "aggregate alias, no workdir": (("posejax.aggregate", "--workdir", tmp_path / "nope"),
                                         "config.json not found"),
         "tfds_io without a command": (("posejax.data.tfds_io",), "usage: python -m"),

@@ -16,38 +16,19 @@ S1, S5, S6, S7, S8; test S9, S11 (``posejax.data.h36m.SUBJECTS``).
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-
 import tensorflow_datasets as tfds
 
 from posejax.data import sources, tfds_io
 
 
-@dataclasses.dataclass(eq=False)
-class H36MConfig(tfds.core.BuilderConfig):
-    """``detections``: the 2D file's ``<name>`` in ``data_2d_h36m_<name>.npz``, or None."""
-
-    detections: str | None = None
-
-
-def _configs() -> list[H36MConfig]:
-    gt = H36MConfig(name="gt", description="3D and exact 2D projections; no detections.")
-    dets = [
-        H36MConfig(
-            name=d, detections=d, description=f"2D detections from {sources.h36m_2d_file(d)}."
-        )
-        for d in sources.H36M_DETECTIONS
-    ]
-    return [gt, *dets]
-
-
-class Builder(tfds_io.SequenceBuilder):
+class Builder(tfds_io.ManualDirBuilder):
     """Human3.6M sequences in posejax's ``SequenceRecord`` features."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
-    BUILDER_CONFIGS = _configs()
+    BUILDER_CONFIGS = tfds_io.detection_configs(
+        "3D and exact 2D projections; no detections.", sources.H36M_DETECTIONS, sources.h36m_2d_file
+    )
     DEFAULT_CONFIG_NAME = "gt"
     DESCRIPTION = "Human3.6M 3D poses, projected and detected 2D keypoints, per camera."
     HOMEPAGE = "http://vision.imar.ro/human3.6m"
@@ -69,15 +50,5 @@ class Builder(tfds_io.SequenceBuilder):
         detections = self.builder_config.detections
         return (sources.H36M_3D_FILE, *([sources.h36m_2d_file(detections)] if detections else []))
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        directory = self._manual_dir(dl_manager)
-        detections = self.builder_config.detections
-        sources.check_h36m_files(directory, detections)  # fail before writing anything
-        return {
-            split: self._generate_examples(
-                functools.partial(
-                    sources.h36m_records, split, directory=directory, detections=detections
-                )
-            )
-            for split in sources.SPLITS
-        }
+    check_files = staticmethod(sources.check_h36m_files)
+    records = staticmethod(sources.h36m_records)

@@ -16,38 +16,21 @@ Configs: ``gt`` (the default: ``kp2d_det`` is None) and one per detection file i
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-
 import tensorflow_datasets as tfds
 
 from posejax.data import sources, tfds_io
 
 
-@dataclasses.dataclass(eq=False)
-class MPI3DHPConfig(tfds.core.BuilderConfig):
-    """``detections``: the 2D file's ``<name>`` in ``data_2d_3dhp_<name>.npz``, or None."""
-
-    detections: str | None = None
-
-
-def _configs() -> list[MPI3DHPConfig]:
-    gt = MPI3DHPConfig(name="gt", description="3D and ground-truth 2D; no detections.")
-    dets = [
-        MPI3DHPConfig(
-            name=d, detections=d, description=f"2D detections from {sources.mpi3dhp_2d_file(d)}."
-        )
-        for d in sources.MPI3DHP_DETECTIONS
-    ]
-    return [gt, *dets]
-
-
-class Builder(tfds_io.SequenceBuilder):
+class Builder(tfds_io.ManualDirBuilder):
     """MPI-INF-3DHP sequences in posejax's ``SequenceRecord`` features."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
-    BUILDER_CONFIGS = _configs()
+    BUILDER_CONFIGS = tfds_io.detection_configs(
+        "3D and ground-truth 2D; no detections.",
+        sources.MPI3DHP_DETECTIONS,
+        sources.mpi3dhp_2d_file,
+    )
     DEFAULT_CONFIG_NAME = "gt"
     DESCRIPTION = "MPI-INF-3DHP 3D poses, ground-truth and detected 2D keypoints, per camera."
     HOMEPAGE = "https://vcai.mpi-inf.mpg.de/3dhp-dataset/"
@@ -72,15 +55,5 @@ class Builder(tfds_io.SequenceBuilder):
         own = [sources.mpi3dhp_2d_file(detections)] if detections else []
         return (sources.MPI3DHP_3D_FILE, sources.mpi3dhp_2d_file("gt"), *own)
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
-        directory = self._manual_dir(dl_manager)
-        detections = self.builder_config.detections
-        sources.check_mpi3dhp_files(directory, detections)  # fail before writing anything
-        return {
-            split: self._generate_examples(
-                functools.partial(
-                    sources.mpi3dhp_records, split, directory=directory, detections=detections
-                )
-            )
-            for split in sources.SPLITS
-        }
+    check_files = staticmethod(sources.check_mpi3dhp_files)
+    records = staticmethod(sources.mpi3dhp_records)

@@ -45,7 +45,7 @@ _READ_ERRORS = (
 )
 
 
-def _read_npz(path, keys: tuple[str, ...], what: str) -> dict:
+def read_npz(path, keys: tuple[str, ...], what: str) -> dict:
     """Reads ``keys`` from an npz of pickled objects; errors name the file and the problem."""
     path = pathlib.Path(path)
     if not path.is_file():
@@ -97,7 +97,7 @@ def _select(table: dict, subjects, actions, path) -> list[tuple[str, str]]:
     return [(s, q) for s, q in pairs if q in actions or skel.action_of(q) in actions]
 
 
-def _check(array, shape: tuple, where: str, path) -> np.ndarray:
+def check_array(array, shape: tuple, where: str, path) -> np.ndarray:
     """``shape`` with -1 for free axes; raises on wrong shape or non-finite values."""
     a = np.asarray(array)
     ok = a.ndim == len(shape) and all(e in (-1, f) for e, f in zip(shape, a.shape, strict=True))
@@ -131,7 +131,7 @@ def _views_2d(table: dict, subject: str, seq: str, t3d: int, path, max_mismatch:
     if len(views) != 4:
         raise ValueError(f"{path}: {subject}/{seq}: expected 4 camera views, found {len(views)}")
     views = [
-        _check(v, (-1, skel.NUM_JOINTS, 2), f"{subject}/{seq}/{cam.CAMERA_IDS[k]}", path)
+        check_array(v, (-1, skel.NUM_JOINTS, 2), f"{subject}/{seq}/{cam.CAMERA_IDS[k]}", path)
         for k, v in enumerate(views)
     ]
     t = min([t3d] + [v.shape[0] for v in views])
@@ -209,15 +209,15 @@ def load_h36m(
       FileNotFoundError: a file is missing. ValueError: a corrupt file, an unknown or
         missing subject/action, a wrong shape, NaN values, a large frame-count mismatch.
     """
-    table_3d = _read_npz(path_3d, ("positions_3d",), "3D")["positions_3d"]
+    table_3d = read_npz(path_3d, ("positions_3d",), "3D")["positions_3d"]
     table_2d = None
     if path_2d is not None:
-        data_2d = _read_npz(path_2d, ("positions_2d", "metadata"), "2D")
+        data_2d = read_npz(path_2d, ("positions_2d", "metadata"), "2D")
         _check_metadata(data_2d["metadata"], path_2d)
         table_2d = data_2d["positions_2d"]
     records = []
     for subject, seq in _select(table_3d, subjects, actions, path_3d):
-        world = _check(table_3d[subject][seq], (-1, 32, 3), f"{subject}/{seq}", path_3d)
+        world = check_array(table_3d[subject][seq], (-1, 32, 3), f"{subject}/{seq}", path_3d)
         world = world[:, skel.H36M32_TO_17] * 1000.0
         views = None
         if table_2d is not None:

@@ -188,7 +188,7 @@ def _views_2d(table, subject, action, counts: list[int], path) -> list[np.ndarra
         )
     out = []
     for k, (v, t) in enumerate(zip(views, counts, strict=True)):
-        v = h36m._check(v, (-1, skel.NUM_JOINTS, 2), f"{where}/{k}", path)
+        v = h36m.check_array(v, (-1, skel.NUM_JOINTS, 2), f"{where}/{k}", path)
         if v.shape[0] != t:
             raise ValueError(
                 f"{path}: {where}/{k}: expected {t} frames (the 3D file's count), found "
@@ -245,8 +245,8 @@ def load_mpi3dhp(
         or missing subject, a wrong shape, NaN values, a camera or frame count of the 2D
         that differs from the 3D, no way to get intrinsics.
     """
-    table_3d = h36m._read_npz(path_3d, ("positions_3d",), "3D")["positions_3d"]
-    read_2d = lambda p: h36m._read_npz(p, ("positions_2d",), "2D")["positions_2d"]  # noqa: E731
+    table_3d = h36m.read_npz(path_3d, ("positions_3d",), "3D")["positions_3d"]
+    read_2d = lambda p: h36m.read_npz(p, ("positions_2d",), "2D")["positions_2d"]  # noqa: E731
     table_gt = None if path_2d_gt is None else read_2d(path_2d_gt)
     table_det = None if path_2d_det is None else read_2d(path_2d_det)
     if table_gt is None and table_det is not None and intrinsics is None:
@@ -255,7 +255,7 @@ def load_mpi3dhp(
     for subject, action in _select(table_3d, subjects, path_3d):
         where = f"{subject}/{action}"
         views_3d = [
-            h36m._check(v, (-1, skel.NUM_JOINTS, 3), f"{where}/{k}", path_3d) * 1000.0
+            h36m.check_array(v, (-1, skel.NUM_JOINTS, 3), f"{where}/{k}", path_3d) * 1000.0
             for k, v in enumerate(_camera_list(table_3d[subject][action], where, path_3d))
         ]
         counts = [v.shape[0] for v in views_3d]

@@ -31,11 +31,14 @@ and the ``--data_dir`` to build into instead.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import inspect
 import logging
 import pathlib
 import sys
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -245,6 +248,49 @@ class SequenceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _generate_examples(self, load: Callable[[], list[SequenceRecord]]):
         # Called lazily, so only one split's records are in memory at a time.
         yield from generate_examples(load())
+
+
+@dataclasses.dataclass(eq=False)
+class DetectionsConfig(tfds.core.BuilderConfig):
+    """``detections``: the ``<name>`` of a 2D detection file, or None (``gt``)."""
+
+    detections: str | None = None
+
+
+def detection_configs(
+    gt_description: str, names: tuple[str, ...], file_of: Callable[[str], str]
+) -> list[DetectionsConfig]:
+    """``gt`` plus one config per detection file name (``file_of(name)``: its file)."""
+    gt = DetectionsConfig(name="gt", description=gt_description)
+    dets = [
+        DetectionsConfig(name=d, detections=d, description=f"2D detections from {file_of(d)}.")
+        for d in names
+    ]
+    return [gt, *dets]
+
+
+class ManualDirBuilder(SequenceBuilder, skip_registration=True):
+    """A builder of files a user places in the manual dir, with ``detection_configs``.
+
+    Subclasses set ``check_files(directory, detections)`` (raises before anything is
+    written) and ``records(split, *, directory, detections)`` (a split's records), both as
+    ``staticmethod``s, and ``source_patterns``.
+    """
+
+    SPLITS: ClassVar[tuple[str, ...]] = ("train", "test")
+    check_files: ClassVar[Callable[..., None]]
+    records: ClassVar[Callable[..., list[SequenceRecord]]]
+
+    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+        directory = self._manual_dir(dl_manager)
+        detections = self.builder_config.detections
+        self.check_files(directory, detections)  # fail before writing anything
+        return {
+            split: self._generate_examples(
+                functools.partial(self.records, split, directory=directory, detections=detections)
+            )
+            for split in self.SPLITS
+        }
 
 
 def builder_class(name: str) -> type[tfds.core.DatasetBuilder]:

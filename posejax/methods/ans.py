@@ -111,6 +111,8 @@ class ANSMethod(base.MethodBase):
     networks = ("lifter", "avg")
     freezable = True  # one network per stage: train.frozen = ('avg',) or ('lifter',)
     feeds = ("resident", "loader")
+    # The test-time floor, scale and noise kind (spec 7.1): ``posejax.evaluate --set``.
+    test_time_keys = ("model.sigma_floor", "model.alpha", "model.noise", "model.lift_chunk")
 
     def __init__(self, config, mesh=None):
         super().__init__(config, mesh)

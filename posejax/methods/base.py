@@ -146,6 +146,9 @@ class MethodBase:
     # What ``train_step``'s ``data`` may be (``data.feed``): ``resident`` (the split on the
     # devices, batches drawn inside jit) and/or ``loader`` (a batch from a grain pipeline).
     feeds: ClassVar[tuple[str, ...]] = ("resident",)
+    # Config keys outside ``data.`` / ``eval.`` that only change test-time behaviour, so
+    # ``posejax.evaluate --set KEY=VALUE`` may change them on a trained run.
+    test_time_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config, mesh=None):
         self.config = config

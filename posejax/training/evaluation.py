@@ -16,7 +16,7 @@ from posejax.core import metrics
 from posejax.data import device
 from posejax.training import distributed
 
-OPTIONAL_FIELDS = ("aggregates",)
+OPTIONAL_FIELDS = ("aggregates", "overrides")
 MANIFEST_FIELDS = (
     "dataset", "split", "frames", "input_2d", "joints", "root", "alignment", "K", "oracle",
     "average", "units", "tta", "checkpoint", "protocol", "seed", "commit",

@@ -11,6 +11,7 @@ import pathlib
 
 import jax
 
+from posejax import methods
 from posejax.core import aggregate as agg
 from posejax.training import aggregation, evaluation, sharding, trainer
 from posejax.training import data as data_lib
@@ -28,6 +29,7 @@ def evaluate_workdir(
     num_samples=100,
     temperatures=(agg.DEFAULT_TEMPERATURE,),
     figure=True,
+    overrides=(),
 ) -> dict:
     """Protocol tables of ``workdir``.
 
@@ -39,11 +41,21 @@ def evaluate_workdir(
       aggregates: names of ``core.aggregate.METHODS`` to evaluate on ``num_samples``
         hypotheses per frame (at each of ``temperatures``), with the oracles.
       figure: write the method's PNG of a few test inputs (if it draws one).
+      overrides: ``KEY=VALUE`` items for the run's config (``workdir.apply_overrides``):
+        ``data.*`` and ``eval.*`` keys and the method's ``test_time_keys``. A new
+        ``data.source`` (with its ``data.<source>.dir``) evaluates the checkpoint on another
+        source's test split, with the training run's normalisation (cross-source
+        transfer); the manifest names both.
 
     Returns:
       ``{step, manifest, tables, summary, text[, aggregates, figure]}``.
     """
     config = workdir_lib.load_config(workdir)
+    trained_on = config.data.source
+    changed = {}
+    if overrides:
+        extra = methods.get(config.method).test_time_keys
+        changed = workdir_lib.apply_overrides(config, overrides, extra=extra)
     if missing_joints is not None:
         config.eval.missing_joints = int(missing_joints)
     num_missing = config.eval.get("missing_joints", 0)
@@ -94,7 +106,10 @@ def evaluate_workdir(
             "best of S, min per metric; oracle_joint: joint-wise best of S (P1)"
         )
     fields = dict(
-        dataset=config.data.source, split=f"{config.data.test_split} ({', '.join(test.subjects)})",
+        dataset=config.data.source + (
+            f" (trained on {trained_on})" if config.data.source != trained_on else ""
+        ),
+        split=f"{config.data.test_split} ({', '.join(test.subjects)})",
         frames=f"every {stride} frame(s){stride_note}, {result['num_frames']} frames",
         input_2d=config.data.input_2d, joints=_joints_text(method),
         root="pelvis subtracted", alignment="P1 none; P2 similarity without reflection"
@@ -105,15 +120,32 @@ def evaluate_workdir(
     )  # fmt: skip
     if num_missing:
         fields["input_2d"] += f"; {num_missing} limb joint(s) hidden per frame (fixed draw)"
+    if changed:
+        fields["overrides"] = ", ".join(f"{k}={v!r}" for k, v in changed.items())
     fields.update(method.manifest_fields())
     out["manifest"] = evaluation.make_manifest(**fields, **agg_fields)
     out["text"] = text
+    tag = f"_missing{num_missing}" if num_missing else ""
+    tag += override_tag(changed)
+    out["tag"] = tag
     if figure:
-        tag = f"_missing{num_missing}" if num_missing else ""
         path = method.figure(state, test, pathlib.Path(workdir) / f"hypotheses_{step}{tag}.png")
         if path is not None:
             out["figure"] = path
     return out
+
+
+def override_tag(changed: dict) -> str:
+    """``{'data.source': 'cmu_mocap', 'data.cmu_mocap.dir': ...}`` -> ``'_source-cmu_mocap'``
+    (file-name tag of an evaluation with overrides; paths are left out)."""
+    parts = []
+    for k, v in changed.items():
+        if k.endswith(("dir", "detections")):
+            continue
+        text = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+        parts.append(f"{k.rsplit('.', 1)[-1]}-{text}")
+    tag = "".join(c if c.isalnum() or c in "-_.,=" else "_" for c in "_".join(parts))
+    return f"_{tag}" if tag else ("_set" if changed else "")
 
 
 def _joints_text(method) -> str:

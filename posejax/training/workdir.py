@@ -8,6 +8,7 @@ tables all call ``restore``. The method is rebuilt from the workdir's own
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import pathlib
@@ -43,6 +44,69 @@ def load_config(workdir) -> ml_collections.ConfigDict:
     if not isinstance(cfg, dict) or "method" not in cfg:
         raise ValueError(f"{path} has no 'method' entry; expected a posejax config")
     return ml_collections.ConfigDict(cfg)
+
+
+# Keys an evaluation may change: where the test frames come from and how they are scored.
+# Anything else (the architecture, the loss, training) is the checkpoint's and stays.
+EVAL_OVERRIDE_PREFIXES = ("data.", "eval.")
+
+
+def apply_overrides(config, items, *, allowed=EVAL_OVERRIDE_PREFIXES, extra=()) -> dict:
+    """Sets ``key=value`` items (``"data.source=cmu_mocap"``, ``"model.sigma_floor=0"``)
+    on ``config`` in place and returns ``{key: new value}``.
+
+    A value is read as a Python literal (``0.5``, ``True``, ``('a', 'b')``) or else as a
+    string; ``a,b`` gives a tuple where the old value is one. Keys must exist, start with
+    one of ``allowed`` or be in ``extra`` (a method's test-time keys, e.g. ``ans``'s
+    ``model.sigma_floor``), and keep their type (an int may become a float).
+    """
+    done = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().removeprefix("--").removeprefix("config.")
+        if not sep or not key:
+            raise ValueError(f"override {item!r}: expected KEY=VALUE, e.g. data.source=h36m")
+        if not (key.startswith(tuple(allowed)) or key in extra):
+            raise ValueError(
+                f"override {key!r}: an evaluation may change keys under "
+                f"{', '.join(allowed)}{' or ' + ', '.join(extra) if extra else ''}; the rest "
+                "belongs to the checkpoint (train a new run to change it)"
+            )
+        parent, _, leaf = key.rpartition(".")
+        node = config
+        for part in filter(None, parent.split(".")):
+            node = node.get(part) if hasattr(node, "get") else None
+            if node is None:
+                break
+        if node is None or not hasattr(node, "get") or leaf not in node:
+            raise ValueError(f"override {key!r}: the run's config.json has no such key")
+        old = node[leaf]
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        if isinstance(old, (tuple, list)) and not isinstance(value, (tuple, list)):
+            value = tuple(v.strip() for v in text.split(",") if v.strip())
+        if isinstance(old, (tuple, list)):
+            value = tuple(value)
+        elif isinstance(old, bool) != isinstance(value, bool) or (
+            old is not None
+            and not isinstance(value, type(old))
+            and not (isinstance(old, float) and isinstance(value, int))
+        ):
+            raise ValueError(
+                f"override {key!r}: expected a {type(old).__name__} like the config's "
+                f"{old!r}, got {text!r}"
+            )
+        if isinstance(old, float):
+            value = float(value)
+        if isinstance(node, dict):
+            node[leaf] = value
+        else:
+            with node.unlocked():
+                node[leaf] = value
+        done[key] = value
+    return done
 
 
 def build_method(config, workdir, mesh=None):

@@ -128,3 +128,33 @@ def test_init_from(tmp_path):
     trainer.run(config, tmp_path / "dst")
     a, b = params_of(tmp_path / "src"), params_of(tmp_path / "dst")
     jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def test_evaluate_with_overrides_on_another_source(tmp_path):
+    """``evaluate_workdir(overrides=...)``: a SynthPose-trained run scored on Human3.6M
+    files (cross-source), test-time keys only, clear errors for anything else."""
+    from tests.data.test_tfds import write_h36m
+
+    config = load_config("baseline")
+    config.train.num_steps = 2
+    wd = tmp_path / "run"
+    trainer.run(config, wd)
+    own = protocol.evaluate_workdir(wd, stride=8, figure=False)
+    h36m_dir = write_h36m(tmp_path / "h36m", "cpn_ft_h36m_dbb")
+    items = ("data.source=h36m", f"data.h36m.dir={h36m_dir}", "eval.stride=2")
+    other = protocol.evaluate_workdir(wd, stride=1, figure=False, overrides=items)
+    assert other["manifest"]["dataset"] == "h36m (trained on synthpose)"
+    assert "data.source='h36m'" in other["manifest"]["overrides"]
+    assert other["manifest"]["frames"] == "every 1 frame(s), 80 frames"  # 2 x (6 + 4) x 4
+    assert other["tag"] == "_source-h36m_stride-2"
+    assert np.isfinite(other["summary"]["eval/p1"])
+    assert other["summary"]["eval/p1"] != own["summary"]["eval/p1"]
+    bad = {
+        "model.width=8": "belongs to the checkpoint",
+        "data.nope=1": "has no such key",
+        "eval.stride=two": "expected a int",
+        "data.source": "expected KEY=VALUE",
+    }
+    for item, message in bad.items():
+        with pytest.raises(ValueError, match=message):
+            protocol.evaluate_workdir(wd, figure=False, overrides=(item,))
