@@ -64,7 +64,8 @@ def get_config(arg=None):
         alpha=0.005,  # H36M / SynthPose (1000-px images); MPI-INF-3DHP: 0.01
         sigma_floor=1.0,  # sigma = alpha * max(sigma_hat, floor), at test time only
         noise="adaptive",  # adaptive | uniform (same per-frame mean sigma)
-        lift_chunk=32_768,  # lifts per lax.map chunk when sampling (memory bound; 0: none)
+        lift_chunk=-1,  # lifts per lax.map chunk when sampling; -1: 256 on a CPU (cache),
+        # 32,768 elsewhere (memory bound); 0: none (methods/ans.py lift_chunk_for)
     )
     c.loss = dict(avg_targets="3d")  # 3d (official) | reprojection (no 3D labels)
     c.optim = dict(name="adam", amsgrad=True, lr=5e-4, b1=0.9, b2=0.999, eps=1e-8,

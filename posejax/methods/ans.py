@@ -103,6 +103,26 @@ def check_config(config) -> None:
     base.check_num_samples(ev.num_samples)
 
 
+# ``model.lift_chunk = -1``: rows per chunk by backend. On a CPU, chunks that stay in
+# cache are faster: HTNet, B = 64, S = 200 with flip on the 2-core host (benchmarks/
+# README.md), 343 hyp/s with 32,768-row chunks, 370 with 4,096, 496 with 1,024, 530-536 with
+# 512, 593-655 with 256, 536-637 with 128 and 64 (two runs, loaded host). On accelerators a
+# chunk is a memory bound only.
+CPU_LIFT_CHUNK = 256
+ACCELERATOR_LIFT_CHUNK = 32_768
+
+
+def lift_chunk_for(value) -> int:
+    """``model.lift_chunk`` as rows: ``-1`` picks ``CPU_LIFT_CHUNK`` on a CPU backend and
+    ``ACCELERATOR_LIFT_CHUNK`` elsewhere; ``0``: no chunks; else the value."""
+    value = int(value or 0)
+    if value == -1:
+        return CPU_LIFT_CHUNK if jax.default_backend() == "cpu" else ACCELERATOR_LIFT_CHUNK
+    if value < 0:
+        raise ValueError(f"model.lift_chunk must be -1 (auto), 0 (none) or rows > 0; got {value}")
+    return value
+
+
 class ANSMethod(base.MethodBase):
     """Config-bound pure functions of the method contract (``methods/base.py``)."""
 
@@ -327,8 +347,9 @@ class ANSMethod(base.MethodBase):
     def chunked_lifts(self, state, rows):
         """Lifts of ``rows [N, 17, 2]`` in one call: a ``lax.map`` over chunks of
         ``model.lift_chunk`` rows when N is larger (bounded memory: HTNet holds 70 KB of
-        activations per row and layer; 0: no chunks). Metres."""
-        n, chunk = rows.shape[0], int(self.config.model.get("lift_chunk", 0) or 0)
+        activations per row and layer; 0: no chunks; -1: ``lift_chunk_for`` the backend).
+        Metres."""
+        n, chunk = rows.shape[0], lift_chunk_for(self.config.model.get("lift_chunk", 0))
         if not chunk or n <= chunk:
             return self.lift_metres(state, rows)
         padded = jnp.pad(rows, ((0, (-n) % chunk), (0, 0), (0, 0)))  # eval mode: rows independent

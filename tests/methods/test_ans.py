@@ -292,3 +292,11 @@ def test_chunked_lifts_equal_one_call():
     c.model.lift_chunk = 8  # 6 chunks, the last padded
     np.testing.assert_allclose(np.asarray(m.sample(state, kp, jax.random.key(3), 7)),
                                np.asarray(whole), rtol=1e-5, atol=1e-4)  # fmt: skip
+
+
+def test_lift_chunk_auto_by_backend():
+    want = ans.CPU_LIFT_CHUNK if jax.default_backend() == "cpu" else 32_768
+    assert ans.lift_chunk_for(-1) == want
+    assert ans.lift_chunk_for(0) == 0 and ans.lift_chunk_for(96) == 96
+    with pytest.raises(ValueError, match="-1 \\(auto\\), 0 \\(none\\)"):
+        ans.lift_chunk_for(-5)
