@@ -1,11 +1,17 @@
 """Picture gallery of SynthPose, for eyeballing that the poses look human.
 
     python -m posejax.data.gallery --out /tmp/synthpose_gallery [--seed 0]
+    python -m posejax.data.gallery --images --out /tmp/synthpose_images [--seed 0]
 
 Writes ``<action>.png`` per motion family (a grid of 3D skeletons sampled over that
 action's sequences and frames, seen from the left, slightly from the front) and
 ``projections_2d.png`` (one camera image per action with the exact 2D skeleton and the
 detector-like 2D overlaid).
+
+With ``--images``: ``render_studio.png`` and ``render_wild.png`` (4 x 4 crops of 128 px
+rendered on the device from SynthPose test poses, ``posejax.data.render``, with the 2D
+labels drawn on top: joints inside the crop only, blue = left, red = right) and
+``render_clip.png`` (one clip per domain, a row of frames 0.1 s apart).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 from posejax.core import skeleton as skel  # noqa: E402
 from posejax.data import synthpose  # noqa: E402
@@ -101,15 +108,71 @@ def projections(records, path: pathlib.Path) -> None:
     plt.close(fig)
 
 
+_RGB = {"tab:blue": (40, 120, 255), "tab:red": (255, 50, 40), "black": (255, 255, 255)}
+
+
+def _overlay(image: np.ndarray, kp2d: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """``image [H, W, 3]`` in [0, 1] with the bones between visible joints (crop px) drawn."""
+    tile = Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+    draw = ImageDraw.Draw(tile)
+    xy = kp2d - 0.5  # crop px put pixel centres at +0.5, PIL at integers
+    for child, parent in skel.H36M17_BONES:
+        if visible[child] and visible[parent]:
+            draw.line([tuple(xy[parent]), tuple(xy[child])], fill=_RGB[_bone_colour(child)])
+    for j in np.flatnonzero(visible):
+        draw.point(tuple(xy[j]), fill=(255, 255, 0))
+    return np.asarray(tile)
+
+
+def _mosaic(tiles, cols: int) -> np.ndarray:
+    rows = [np.concatenate(tiles[i : i + cols], axis=1) for i in range(0, len(tiles), cols)]
+    return np.concatenate(rows, axis=0)
+
+
+def rendered_images(out: pathlib.Path, seed: int = 0, size: int = 128, grid: int = 4,
+                    frames: int = 6) -> list[pathlib.Path]:  # fmt: skip
+    """Writes the ``--images`` PNGs (see the module docstring) and returns their paths."""
+    import jax
+
+    from posejax.data import device, render
+
+    config = synthpose.SynthPoseConfig(frames_per_sequence=100, sequences_per_action=1)
+    ds = device.DeviceDataset.from_records(synthpose.generate("test", seed=seed, config=config))
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(ds.size, grid * grid, replace=False)
+    stride = 5  # frames of the clip, 0.1 s apart at 50 fps
+    start = rng.choice(device.window_starts(ds.host, stride * (frames - 1) + 1))
+    clip_idx = (start + stride * np.arange(frames))[None]
+    key = jax.random.key(seed)
+    fn = jax.jit(render.render_batch, static_argnames=("size", "domain"))
+    paths, strip = [], []
+    for domain in render.DOMAINS:
+        r = jax.device_get(fn(ds.data, idx, key, size=size, domain=domain))
+        tiles = [_overlay(*x) for x in zip(r.images, r.kp2d, r.visible, strict=True)]
+        paths.append(out / f"render_{domain}.png")
+        Image.fromarray(_mosaic(tiles, grid)).save(paths[-1], optimize=True)
+        c = jax.device_get(fn(ds.data, clip_idx, key, size=size, domain=domain))
+        strip += [_overlay(*x) for x in zip(c.images[0], c.kp2d[0], c.visible[0], strict=True)]
+    paths.append(out / "render_clip.png")
+    Image.fromarray(_mosaic(strip, frames)).save(paths[-1], optimize=True)
+    return paths
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder for the PNG files")
     parser.add_argument("--seed", type=int, default=0, help="SynthPose seed")
+    parser.add_argument("--images", action="store_true",
+                        help="rendered studio and wild crops and a clip strip instead")  # fmt: skip
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file; expected a folder for the PNGs")
     out.mkdir(parents=True, exist_ok=True)
+    if args.images:
+        paths = rendered_images(out, seed=args.seed)
+        print(f"wrote {len(paths)} PNGs to {out}: {', '.join(p.name for p in paths)}")
+        return
     records = synthpose.generate("train", seed=args.seed)
     for action in synthpose.ACTIONS:
         action_grid(records, action, out / f"{action}.png")

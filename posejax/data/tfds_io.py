@@ -52,7 +52,10 @@ log = logging.getLogger(__name__)
 
 # The repository's `datasets/` folder (an editable install keeps it next to `posejax/`).
 DATASETS_DIR = pathlib.Path(__file__).resolve().parents[2] / "datasets"
-NAMES = ("synthpose", "h36m", "cmu_mocap", "mpi_inf_3dhp")
+NAMES = (
+    "synthpose", "h36m", "cmu_mocap", "mpi_inf_3dhp",
+    "mpii", "h36m_images", "mpi_inf_3dhp_images",  # image builders: posejax.data.images
+)  # fmt: skip
 FILE_FORMAT = "array_record"
 # Builds of a source other than the one in `<data_dir>/<name>/...` live in
 # `<data_dir>/by_source/<fingerprint>/<name>/...` (the same TFDS layout one level down).
