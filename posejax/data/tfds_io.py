@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 DATASETS_DIR = pathlib.Path(__file__).resolve().parents[2] / "datasets"
 NAMES = (
     "synthpose", "h36m", "cmu_mocap", "mpi_inf_3dhp",
-    "mpii", "h36m_images", "mpi_inf_3dhp_images",  # image builders: posejax.data.images
+    "mpii", "h36m_images", "mpi_inf_3dhp_images",  # image builders: posejax.data.image_tfds
 )  # fmt: skip
 FILE_FORMAT = "array_record"
 # Builds of a source other than the one in `<data_dir>/<name>/...` live in

@@ -1,0 +1,2 @@
+"""TFDS builder for posejax's `mpi_inf_3dhp_images` dataset
+(`tfds build datasets/mpi_inf_3dhp_images`)."""

@@ -1,0 +1,1 @@
+"""TFDS builder for posejax's `mpii` dataset (`tfds build datasets/mpii`)."""
