@@ -88,7 +88,8 @@ def cast_floats(tree, dtype):
 
 
 def flops_of(compiled) -> float:
-    """FLOPs of a compiled XLA executable from its cost analysis (0 if unavailable)."""
+    """FLOPs of a compiled (or lowered) XLA program from its cost analysis (0 if
+    unavailable). A loop body (lax.map, scan) is counted once, not per iteration."""
     ca = compiled.cost_analysis()
     if isinstance(ca, list | tuple):
         ca = ca[0] if ca else {}
