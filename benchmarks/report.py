@@ -204,7 +204,8 @@ def verdicts(hyp: list[dict], train: list[dict]) -> list[str]:
         if r["method"] in ("gan", "mdn") and "ratio_best" in r:
             add(f"{r['method']}: training examples/s / best peer", [r["ratio_best"]], 1.5, ratio)
     out.append(
-        "| ans (HTNet): FLOP util, B x S >= 1e4 | 40% | in the `ans` section below (rows: `results/hypotheses_ans_cpu.jsonl`) | – |"
+        "| ans (HTNet): FLOP util, B x S >= 1e4 | 40% | in the `ans` section below "
+        "(rows: `results/hypotheses_ans_cpu.jsonl`) | – |"
     )
     return out
 
