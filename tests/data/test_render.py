@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from posejax.core import camera
-from posejax.data import device, render, synthpose
+from posejax.data import device, render, render_appearance, render_scene, synthpose
 
 B = 4
 SIZE = 128
@@ -174,11 +174,23 @@ def test_person_box_conventions():
     np.testing.assert_allclose(corners, [[[0.0, 0.0], [64.0, 64.0]]], atol=1e-4)
 
 
-def test_undistort_matches_camera():
-    k = camera.h36m_camera("S9", 1).intrinsics
-    xy = np.random.default_rng(0).uniform(-0.5, 0.5, (50, 2)).astype(np.float32)
-    u, v = render._undistort(jnp.asarray(xy[:, 0]), jnp.asarray(xy[:, 1]), jnp.asarray(k))
-    np.testing.assert_allclose(np.stack([u, v], -1), camera.undistort(xy, k), atol=1e-6)
+def test_undistort_inverts_projection():
+    # The renderer's pixel rays go through camera.undistort: it must invert camera.project
+    # and agree with the fixed-point iteration written on the [..., 2] layout.
+    ks = np.stack([camera.h36m_camera("S9", i).intrinsics for i in range(2)])
+    rng = np.random.default_rng(0)
+    pts = np.concatenate([rng.uniform(-0.5, 0.5, (2, 50, 2)), np.ones((2, 50, 1))], -1)
+    pts = (pts * 4000).astype(np.float32)
+    kp = np.asarray(camera.project(pts, ks))
+    xy = (kp - ks[:, None, 2:4]) / ks[:, None, 0:2]
+    uv = np.asarray(camera.undistort(xy, ks))
+    np.testing.assert_allclose(uv, pts[..., :2] / pts[..., 2:], atol=1e-5)
+    k, p, ref = ks[:, None], ks[:, None, 7:9], xy
+    for _ in range(5):
+        r2 = np.sum(ref**2, -1, keepdims=True)
+        radial = 1 + k[..., 4:5] * r2 + k[..., 5:6] * r2**2 + k[..., 6:7] * r2**3
+        ref = (xy - p * r2) / (radial + np.sum(p * ref, -1, keepdims=True))
+    np.testing.assert_allclose(uv, ref, atol=1e-6)
 
 
 def test_bad_input_is_a_clear_error(data):
@@ -217,11 +229,11 @@ def test_depth_gradients_are_finite(data):
     # The full image's gradient (checked by hand, finite) costs a 15 s compile; the NaN
     # risks live in the capsule placement and the ray-capsule roots, checked here.
     pose = jnp.asarray(data.host.pose3d_cam[5])
-    radii = jnp.asarray(render.BASE_RADII)
+    radii = jnp.asarray(render_appearance.BASE_RADII)
     rays = camera.normalized_coordinates(data.host.kp2d_gt[5], data.host.intrinsics[5])
     jitter = jax.random.normal(jax.random.key(0), (4, 17, 2)) * 0.03  # hits and misses
     d = (rays + jitter).reshape(-1, 2)
-    d = render._unit(jnp.concatenate([d, jnp.ones((len(d), 1))], 1)).T
+    d = render_scene.unit(jnp.concatenate([d, jnp.ones((len(d), 1))], 1)).T
 
     def depth(pose):
         a, b, _, _ = render._capsules(pose, radii)
