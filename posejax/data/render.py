@@ -94,6 +94,9 @@ class Render(NamedTuple):
       part: ``[..., H, W]`` int32 capsule index (``CAPSULES``), -1 off the body (aux only).
       depth: ``[..., H, W]`` float32 z of the nearest surface (body or floor), mm; inf on
         the wall (aux only).
+      pose3d: ``[..., 17, 3]`` mm, camera frame: the pose as drawn (re-viewed and with the
+        body's bone lengths in ``wild``); aux only, for evaluation: a method never trains on
+        it for ``wild`` images.
     """
 
     images: jax.Array
@@ -102,6 +105,7 @@ class Render(NamedTuple):
     box: Box
     part: jax.Array | None = None
     depth: jax.Array | None = None
+    pose3d: jax.Array | None = None
 
 
 def person_box(kp2d, margin: float = 0.2, style: str = "h36m") -> Box:
@@ -289,7 +293,7 @@ def _clip_one(poses, k, up, body: Body, key, box, size: int, dom: Domain, aux: b
     if not aux:
         return Render(images, kp_crop, visible, box)
     return Render(images, kp_crop, visible, box, part.reshape(t, size, size),
-                  depth.reshape(t, size, size))  # fmt: skip
+                  depth.reshape(t, size, size), poses)  # fmt: skip
 
 
 @functools.partial(jax.jit, static_argnames=("size", "domain", "return_aux"))
@@ -357,7 +361,7 @@ def render(pose3d_cam, intrinsics, body: Body, key, *, size: int, domain: str = 
         cameras: ``rotation[:, 2, :]``), for the floor and the wild re-viewing.
       box: crops ``Box`` in original-image px (default: the domain's ``person_box`` of the
         projected joints, jittered; with ``wild`` a box chosen for the given pose usually
-        misses the re-viewed person). return_aux: also return ``part`` and ``depth``.
+        misses the re-viewed person). return_aux: also return ``part``, ``depth`` and ``pose3d``.
 
     Returns:
       ``Render`` with ``[B]`` leading axes (images ``[B, size, size, 3]``).
@@ -366,7 +370,8 @@ def render(pose3d_cam, intrinsics, body: Body, key, *, size: int, domain: str = 
     out = _render(pose3d_cam[:, None], intrinsics, body, keys, up, box, size=int(size),
                   domain=domain, return_aux=return_aux)  # fmt: skip
     squeeze = lambda x: None if x is None else x[:, 0]  # noqa: E731
-    return Render(*(squeeze(x) for x in out[:3]), out.box, squeeze(out.part), squeeze(out.depth))
+    return Render(*(squeeze(x) for x in out[:3]), out.box, squeeze(out.part),
+                  squeeze(out.depth), squeeze(out.pose3d))  # fmt: skip
 
 
 def render_clip(pose3d_cam, intrinsics, body: Body, key, *, size: int, domain: str = "studio",
