@@ -18,13 +18,14 @@ variant. ``REGISTRY`` maps each name to its module. The package is installed wit
 
 import ml_collections
 
-from configs import ans, baseline, gan_det, gan_gt, mdn
+from configs import ans, baseline, gan_det, gan_gt, hourglass, mdn
 
 REGISTRY = {
     "ans": ans,
     "baseline": baseline,
     "gan_det": gan_det,
     "gan_gt": gan_gt,
+    "hourglass": hourglass,
     "mdn": mdn,
 }
 

@@ -88,7 +88,8 @@ load_config = workdir_lib.load_config
 def load_predictor(
     workdir_or_checkpoint, *, step: int | None = None, best: bool = False, buckets=BUCKETS
 ) -> Predictor:
-    """A ``Predictor`` for a trained workdir (module docstring), latest step by default.
+    """A ``Predictor`` for a trained workdir (module docstring), latest step by default;
+    for an image method (``hourglass``) an ``inference_images.ImagePredictor``.
 
     Raises:
       FileNotFoundError: no workdir or no ``config.json``.
@@ -97,6 +98,12 @@ def load_predictor(
     """
     r = workdir_lib.restore(workdir_or_checkpoint, step=step, best=best, optimizer=False)
     method, state = r.method.for_inference(r.state)  # e.g. max-norm folded into the weights
+    if method.input_kind == "image":  # posejax.inference_images: crops in, 2D + 3D out
+        from posejax import inference_images
+
+        return inference_images.ImagePredictor(
+            method, state, r.config, step=r.step, workdir=r.workdir
+        )
     return Predictor(method, state, r.config, step=r.step, workdir=r.workdir, buckets=buckets)
 
 

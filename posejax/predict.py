@@ -16,6 +16,9 @@ per frame, aggregates them (``--aggregate``, ``posejax.core.aggregate``) and wri
 ``OUT/predictions.npz`` plus ``OUT/frame_<i>.png`` per frame (short inputs) or
 ``OUT/sequence.png`` (a strip of ``--grid_frames`` frames, longer ones).
 
+Image methods (``hourglass``): ``--images FILE_OR_DIR [--boxes JSON]`` instead of
+``--keypoints``/``--format``; ``posejax.predict_images``.
+
 Missing keypoints (confidence below ``--conf_threshold`` or at (0, 0)) are passed as a
 mask to methods that support one (``mdn``: up to 2 limb joints per frame); for the other
 methods a missing joint the method reads is an error naming the frames and joints.
@@ -44,8 +47,10 @@ def parse_args(argv=None):
         prog="python -m posejax.predict", description=__doc__.split("\n")[0]
     )
     p.add_argument("--workdir", required=True, help="trained workdir (or checkpoints/<step>)")
-    p.add_argument("--keypoints", required=True, help="2D keypoint file or OpenPose directory")
-    p.add_argument("--format", required=True, choices=[*kpio.FORMATS, "npy", "npz"])
+    p.add_argument("--keypoints", help="2D keypoint file or OpenPose directory")
+    p.add_argument("--format", choices=[*kpio.FORMATS, "npy", "npz"], help="with --keypoints")
+    p.add_argument("--images", help="image methods: an image file or a directory of them")
+    p.add_argument("--boxes", help="with --images: person boxes, COCO-style JSON")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--intrinsics", help="fx,fy,cx,cy (px) or 9 values with distortion")
     p.add_argument("--image_size", help="W,H px (f = 1.15 max(W, H), centre principal point)")
@@ -59,7 +64,14 @@ def parse_args(argv=None):
     p.add_argument("--grid_frames", type=int, default=8)
     p.add_argument("--step", type=int, default=None)
     p.add_argument("--best", action="store_true")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if (args.keypoints is None) == (args.images is None):
+        p.error("give one of --keypoints (2D keypoint methods) or --images (image methods)")
+    if args.keypoints is not None and args.format is None:
+        p.error("--keypoints needs --format")
+    if args.boxes and not args.images:
+        p.error("--boxes goes with --images")
+    return args
 
 
 def _floats(text, n, flag):
@@ -215,6 +227,8 @@ def write_pictures(res, out: pathlib.Path, mode: str, grid_frames: int) -> list:
 def main(argv=None):
     args = parse_args(argv)
     out = pathlib.Path(args.out)
+    if args.images:
+        return _main_images(args, out)
     res = run(args)
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "predictions.npz", **res)
@@ -224,6 +238,24 @@ def main(argv=None):
         f"aggregate {res['aggregate'].shape}; {UNITS})"
         + (f" and {len(paths)} PNG(s)" if paths else "")
     )
+    return res
+
+
+def _main_images(args, out: pathlib.Path) -> dict:
+    from posejax import inference, predict_images
+
+    predictor = inference.load_predictor(args.workdir, step=args.step, best=args.best)
+    if getattr(predictor, "input_kind", "pose2d") != "image":
+        raise ValueError(
+            f"--images needs an image method; {args.workdir} holds {predictor.name!r}, which "
+            "takes 2D keypoints: use --keypoints and --format"
+        )
+    res = predict_images.run(args, predictor)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "predictions.npz", **res)
+    paths = [] if args.png == "none" else predict_images.write_pictures(res, out, predictor)
+    print(f"wrote {out / 'predictions.npz'} (pose3d {res['pose3d'].shape}; "
+          f"{predict_images.UNITS}) and {len(paths)} PNG(s)")  # fmt: skip
     return res
 
 

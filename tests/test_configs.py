@@ -16,11 +16,13 @@ import configs
 from configs import common
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-NAMES = ("ans", "baseline", "gan_det", "gan_gt", "mdn")
+NAMES = ("ans", "baseline", "gan_det", "gan_gt", "hourglass", "mdn")
 SECTIONS = {"method", "seed", "data", "model", "loss", "optim", "schedule", "train", "eval",
             "mesh", "init_from"}  # fmt: skip
 # the 2D input kind each file gives when none is asked for (CMU: always gt)
-DEFAULT_INPUT = {"ans": "det", "baseline": "gt", "gan_det": "det", "gan_gt": "gt", "mdn": "det"}
+DEFAULT_INPUT = {"ans": "det", "baseline": "gt", "gan_det": "det", "gan_gt": "gt", "mdn": "det",
+                 "hourglass": "gt"}  # fmt: skip
+IMAGE_ONLY = {"hourglass"}  # trains on rendered SynthPose images: no pose-file sources
 PINNED = {"gan_det": "det", "gan_gt": "gt"}  # files whose name fixes the 2D input kind
 
 
@@ -32,6 +34,8 @@ def combos():
 def valid(name, source, kind):
     pinned = PINNED.get(name)
     if kind and pinned and kind != pinned:
+        return False
+    if name in IMAGE_ONLY and source not in (None, "synthpose"):
         return False
     return not (source == "cmu_mocap" and (kind or pinned) == "det")  # CMU has no detections
 
@@ -76,7 +80,21 @@ def test_every_valid_combination_builds(name):
             assert configs.get_config(name, ",".join(parts + parts[:1])).to_dict() == c.to_dict()
         built += 1
     # 3 sizes x 5 sources x 3 kinds, less det with CMU and the kind a file's name excludes
-    assert built == {"ans": 42, "baseline": 42, "gan_det": 24, "gan_gt": 30, "mdn": 42}[name]
+    want = {"ans": 42, "baseline": 42, "gan_det": 24, "gan_gt": 30, "mdn": 42, "hourglass": 18}
+    assert built == want[name]
+
+
+def test_image_configs_reject_pose_sources():
+    for source in ("h36m", "mpi_inf_3dhp", "cmu_mocap"):
+        with pytest.raises(ValueError, match=f"configs/hourglass.py: variant '{source}'.*images"):
+            configs.get_config("hourglass", f"quick,{source},gt")
+    for stage, weights in (("stage1", (0, 0)), ("stage2", (0.1, 0)), ("stage3", (0.1, 0.01))):
+        c = configs.get_config("hourglass", stage)
+        assert (c.loss.reg_weight, c.loss.var_weight) == weights  # spec 6
+        prev = "" if stage == "stage1" else f"runs/hg_stage{int(stage[-1]) - 1}"
+        assert c.init_from.workdir == prev
+    with pytest.raises(ValueError, match="choose one stage"):
+        configs.get_config("hourglass", "stage1,stage2")
 
 
 def test_sizes_are_what_they_were():
@@ -90,6 +108,12 @@ def test_sizes_are_what_they_were():
     }
     assert configs.get_config("mdn", "smoke").model.width == 64
     assert configs.get_config("gan_gt", "smoke").train.batch_size == 16
+    q = configs.get_config("hourglass", "quick")  # README states these
+    assert (q.data.input_size, q.model.features, q.model.num_modules, q.train.batch_size) == (
+        64, 64, 1, 16
+    )  # fmt: skip
+    assert [configs.get_config("hourglass", f"quick,stage{i}").train.num_steps
+            for i in (1, 2, 3)] == [3000, 2500, 1000]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -9,12 +9,14 @@ from posejax.methods import base
 from posejax.methods.ans import ANSMethod
 from posejax.methods.baseline import BaselineMethod
 from posejax.methods.gan import GANMethod
+from posejax.methods.hourglass import HourglassMethod
 from posejax.methods.mdn import MDNMethod
 
 REGISTRY = {
     "ans": ANSMethod,
     "baseline": BaselineMethod,
     "gan": GANMethod,
+    "hourglass": HourglassMethod,
     "mdn": MDNMethod,
 }
 

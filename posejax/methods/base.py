@@ -26,7 +26,8 @@ capability             meaning
 =====================  ======================================================================
 
 Hooks (see ``Method`` below for the exact signatures): ``data_stats``, ``norm_template``,
-``create_state``, ``train_step``, ``eval_step``, ``frame_errors``, ``lift``, ``sample``,
+``create_state``, ``train_step``, ``eval_step``, ``frame_errors``, ``inputs`` (the
+``lift`` input of a batch of frames: its 2D, or rendered images), ``lift``, ``sample``,
 ``for_inference``, ``manifest_fields``, ``conventions``, ``figure``, ``init_networks``,
 ``prepare_state`` (a fresh state's statistics that need trained networks, e.g. ``ans``'s
 error normaliser), ``finish_errors`` (host-side columns over the whole split in order) and
@@ -89,8 +90,13 @@ class Method(Protocol):
     def frame_errors(self, out: dict, *, allow_reflection: bool = False) -> dict:
         """``{name: [B]}`` per-example errors (mm unless the name says otherwise)."""
 
+    def inputs(self, batch: device.PoseData, key: jax.Array) -> jax.Array:
+        """What ``lift`` / ``sample`` take for a batch of frames: ``batch.kp2d`` for
+        ``pose2d`` methods, rendered crops ``[B, H, W, 3]`` for ``image`` methods."""
+
     def lift(self, state, kp2d: jax.Array, hidden: jax.Array | None = None) -> jax.Array:
-        """The deterministic answer ``[B, 17, 3]`` mm, camera frame, root-relative."""
+        """The deterministic answer ``[B, 17, 3]`` mm, camera frame, root-relative
+        (``kp2d``: the method's input, ``inputs``)."""
 
     def sample(self, state, kp2d, key, num_samples: int, hidden=None) -> jax.Array:
         """``num_samples`` hypotheses ``[B, S, 17, 3]`` mm, one batched call."""
@@ -199,6 +205,10 @@ class MethodBase:
         return None
 
     # -- inference -------------------------------------------------------------------------
+    def inputs(self, batch, key):
+        del key
+        return batch.kp2d
+
     def for_inference(self, state):
         return self, state
 

@@ -62,7 +62,8 @@ def schedule(config) -> optax.Schedule:
 
 def optimizer(config, lr: optax.Schedule | float | None = None) -> optax.GradientTransformation:
     """Optimizer from ``config.optim`` (``name``: adam, adamw, rmsprop, sgd; ``amsgrad``:
-    Adam's AMSGrad variant)."""
+    Adam's AMSGrad variant; rmsprop: Torch's, ``alpha`` the squared-gradient average, no
+    momentum, ``lr g / (sqrt(v) + eps)``)."""
     o = config.optim
     lr = schedule(config) if lr is None else lr
     if o.name == "adam" and o.get("amsgrad", False):
@@ -71,8 +72,8 @@ def optimizer(config, lr: optax.Schedule | float | None = None) -> optax.Gradien
         tx = optax.adam(lr, b1=o.b1, b2=o.b2, eps=o.eps)
     elif o.name == "adamw":
         tx = optax.adamw(lr, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay)
-    elif o.name == "rmsprop":
-        tx = optax.rmsprop(lr)
+    elif o.name == "rmsprop":  # Torch optim.rmsprop: eps outside the square root
+        tx = optax.rmsprop(lr, decay=o.get("alpha", 0.99), eps=o.eps, eps_in_sqrt=False)
     elif o.name == "sgd":
         tx = optax.sgd(lr, momentum=o.get("momentum", 0.9))
     else:

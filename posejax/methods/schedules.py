@@ -102,3 +102,12 @@ def epoch_step_decay(config) -> optax.Schedule:
         return base * s.large_decay**large * s.decay ** (epoch - large)
 
     return lr
+
+
+@register("step_drop")
+def step_drop(config) -> optax.Schedule:
+    """``optim.lr``, multiplied by ``schedule.factor`` at each step of ``schedule.drop_steps``
+    (hourglass stage 2: x 0.1 after epoch 40 of 50)."""
+    s = config.schedule
+    drops = {int(step): float(s.factor) for step in s.drop_steps}
+    return optax.piecewise_constant_schedule(config.optim.lr, drops)

@@ -96,10 +96,12 @@ def _batch_errors(state, batch, seed, start, *, method, num_samples, aggregates,
     joints = tuple(int(j) for j in method.predicted_joints)
     rows = start + jnp.arange(batch.kp2d.shape[0])
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(rows)
+    # The method's input: the 2D itself, or (image methods) its renders of the frames.
+    x = method.inputs(batch, jax.random.fold_in(key, 2**31 - 1))
     sample = lambda k, x: method.sample(state, x[None], k, num_samples)[0]  # noqa: E731
-    hyps = jax.vmap(sample)(keys, batch.kp2d)
+    hyps = jax.vmap(sample)(keys, x)
     target = base.root_relative_target(batch)
-    lift = method.lift(state, batch.kp2d)
+    lift = method.lift(state, x)
     return frame_errors(hyps, lift, batch.kp2d, batch.intrinsics, target, joints, aggregates,
                         temperatures)  # fmt: skip
 

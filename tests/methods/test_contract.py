@@ -64,9 +64,11 @@ def test_hooks_and_shapes(built):
         jax.tree.map(np.asarray, state.norm),
         method.norm_template(),
     )
-    pose = method.lift(state, batch.kp2d)
+    x = method.inputs(batch, jax.random.key(4))
+    assert x.shape[0] == B and (x.shape[1:] == (17, 2)) == (method.input_kind == "pose2d")
+    pose = method.lift(state, x)
     assert pose.shape == (B, 17, 3) and np.isfinite(np.asarray(pose)).all()
-    hyps = method.sample(state, batch.kp2d, jax.random.key(1), S)
+    hyps = method.sample(state, x, jax.random.key(1), S)
     assert hyps.shape == (B, S, 17, 3)
     spread = float(np.asarray(hyps).std(axis=1).max())
     assert (spread > 1e-2) == method.multi_hypothesis
@@ -79,12 +81,21 @@ def test_hooks_and_shapes(built):
     for k, v in errs.items():
         assert v.shape == (B,) and np.isfinite(np.asarray(v)).all(), k
     fast, fast_state = method.for_inference(state)
-    np.testing.assert_allclose(fast.lift(fast_state, batch.kp2d), pose, rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(fast.lift(fast_state, x), pose, rtol=1e-4, atol=1e-2)
     assert isinstance(method.manifest_fields(), dict) and isinstance(method.conventions, dict)
 
 
 def test_bad_inputs(built):
     name, config, method, state, ds, batch = built
+    if method.input_kind == "image":
+        images = np.asarray(method.inputs(batch, jax.random.key(0)))
+        with pytest.raises(ValueError, match=r"expected images \[B, \d+, \d+, 3\].*found"):
+            method.lift(state, images[..., :1])  # greyscale
+        with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+            method.lift(state, images * 255)
+        with pytest.raises(ValueError, match="num_samples must be >= 1"):
+            method.sample(state, images, jax.random.key(0), 0)
+        return
     kp = np.asarray(batch.kp2d)
     with pytest.raises(ValueError, match=r"\[B, 17, 2\].*\(3, 16, 2\)"):
         method.lift(state, kp[:, :16])

@@ -40,6 +40,8 @@ def test_train_resume_evaluate_predict(tmp_path, name):
     assert "S = 4" in result["manifest"]["aggregates"] and "aggregates of S = 4" in result["text"]
 
     p = posejax.load_predictor(tmp_path / "resumed")
+    if methods.get(name).input_kind == "image":
+        return _check_image_predictor(p, config)
     kp = np.asarray(p.state.norm and _test_kp(config))
     hyps = p.sample(kp, 0, 5)
     assert hyps.shape == (len(kp), 5, 17, 3) and p.lift(kp).shape == (len(kp), 17, 3)
@@ -50,6 +52,19 @@ def test_train_resume_evaluate_predict(tmp_path, name):
     bad[0, p.input_joints[0]] = np.nan
     with pytest.raises(ValueError, match="NaN/inf"):
         p.lift(bad)
+
+
+def _check_image_predictor(p, config):
+    from posejax.data import device, synthpose
+
+    cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
+    r = synthpose.generate("test", config=cfg, subjects=["S9"], actions=["Walking"])
+    batch = jax.tree.map(lambda x: x[:3], device.DeviceDataset.from_records(r).data)
+    images = np.asarray(p.method.inputs(batch, jax.random.key(0)))
+    assert p.lift(images).shape == (3, 17, 3) and p.keypoints(images).shape == (3, 16, 2)
+    assert p.sample(images, 0, 2).shape == (3, 2, 17, 3) and not p.multi_hypothesis
+    with pytest.raises(ValueError, match=r"expected images \[B, 64, 64, 3\]"):
+        p.lift(images[:, :32])
 
 
 def _test_kp(config):
