@@ -112,6 +112,11 @@ def run(args) -> dict:
     intrinsics, source = camera_of(args, kp)
     print(f"{kp.num_frames} frames from {kp.path} ({kp.format}); camera: {source}", file=sys.stderr)
     predictor = inference.load_predictor(args.workdir, step=args.step, best=args.best)
+    if getattr(predictor, "input_kind", "pose2d") != "pose2d":
+        raise ValueError(
+            f"--keypoints needs a 2D-keypoint method; {args.workdir} holds {predictor.name!r}, "
+            f"which takes {predictor.input_kind} input: use --images [--boxes]"
+        )
     num = args.num_samples if predictor.multi_hypothesis else 1
     kp2d, _ = predictor.check_input(kp.kp2d, kp.missing, frame_names=kp.frames)
     outs = []

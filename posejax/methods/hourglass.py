@@ -164,12 +164,12 @@ class HourglassMethod(base.MethodBase):
         return xy / self.hm * 2 - 1
 
     def train_step(self, state, data, key):
-        """One RMSprop step on a mixed batch: heatmap MSE on every image, ``reg_weight`` x
-        depth L2 on studio images, ``var_weight`` x the geometric loss on wild ones."""
-        cfg, b, n3 = self.config, self.config.train.batch_size, self.num_studio
+        """One RMSprop step on a mixed batch rendered here: ``num_studio`` studio renders
+        (3D labels) then wild renders (2D only); ``image_step`` does the update."""
+        b, n3 = self.config.train.batch_size, self.num_studio
         n_valid = jnp.sum(data.valid.astype(jnp.int32))
         idx = jax.random.randint(jax.random.fold_in(key, common.DATA), (b,), 0, n_valid)
-        parts = []  # (images, cells, visible, depth target or None)
+        parts = []  # (images, cells, visible, depth target)
         if n3:
             r = render.render_batch(data, idx[:n3], jax.random.fold_in(key, STUDIO_KEY),
                                     size=self.size, domain="studio")  # fmt: skip
@@ -181,19 +181,29 @@ class HourglassMethod(base.MethodBase):
             images, cells, vis = self._wild_targets(r, k_wild)
             parts.append((images, cells, vis, jnp.zeros(vis.shape)))
         images, cells, vis, depth_t = (jnp.concatenate(x) for x in zip(*parts, strict=True))
-        images = jax.lax.with_sharding_constraint(images, self.batch_sharding) if (
-            self.batch_sharding is not None) else images  # fmt: skip
+        return self.image_step(state, images, cells, vis, depth_t)
+
+    def image_step(self, state, images, cells, visible, depth):
+        """One RMSprop step on a given batch: heatmap MSE on every image, ``reg_weight`` x
+        depth L2 on the first ``num_studio`` (3D-labelled), ``var_weight`` x the geometric
+        loss on the rest (2D only). ``images [B, S, S, 3]``, ``cells [B, 16, 2]`` heatmap
+        cells, ``visible [B, 16]``, ``depth [B, 16]`` targets (ignored for 2D-only rows).
+        What an input pipeline feeds (``benchmarks/hourglass.py`` times it on host
+        batches)."""
+        cfg, b, n3 = self.config, self.config.train.batch_size, self.num_studio
+        if self.batch_sharding is not None:
+            images = jax.lax.with_sharding_constraint(images, self.batch_sharding)
         is3d = (jnp.arange(b) < n3).astype(jnp.float32)
-        target_hm = hg_loss.heatmap_targets(cells, vis, self.hm, cfg.data.heatmap_sigma)
+        target_hm = hg_loss.heatmap_targets(cells, visible, self.hm, cfg.data.heatmap_sigma)
         w_reg, w_var = cfg.loss.reg_weight, cfg.loss.var_weight
         geo_xy = self._geo_xy(cells, target_hm, None) if cfg.loss.geo_xy == "keypoints" else None
 
         def loss_fn(params):
             out, stats = self.forward(params, state.batch_stats["hourglass"], images, train=True)
             l_hm = hg_loss.heatmap_mse(out.heatmaps, target_hm).mean()
-            l_dep = (hg_loss.depth_l2(out.depth, depth_t) * is3d).sum() / b
+            l_dep = (hg_loss.depth_l2(out.depth, depth) * is3d).sum() / b
             xy = geo_xy if geo_xy is not None else self._geo_xy(cells, target_hm, out.heatmaps[-1])
-            l_geo = (hg_loss.bone_ratio_variance(xy, out.depth, vis) * (1 - is3d)).sum() / b
+            l_geo = (hg_loss.bone_ratio_variance(xy, out.depth, visible) * (1 - is3d)).sum() / b
             total = l_hm + w_reg * l_dep + w_var * l_geo
             return total, (stats, {"train/loss_heatmap": l_hm, "train/loss_depth": l_dep,
                                    "train/loss_geo": l_geo})  # fmt: skip

@@ -207,5 +207,9 @@ def test_image_bad_input_names_the_file(tmp_path, workdirs):
     with pytest.raises(ValueError, match=r"takes 2D keypoints|needs an image method"):
         predict.main(["--workdir", str(workdirs[1]), "--images", str(d / "ok.png"),
                       "--out", str(tmp_path / "o")])  # fmt: skip
+    np.save(tmp_path / "kp.npy", np.full((2, 17, 2), 500.0, np.float32))
+    with pytest.raises(ValueError, match=r"--keypoints needs a 2D-keypoint method.*'hourglass'"):
+        predict.main(["--workdir", str(workdirs[0]), "--keypoints", str(tmp_path / "kp.npy"),
+                      "--format", "npy", "--out", str(tmp_path / "o")])  # fmt: skip
     with pytest.raises(SystemExit):  # neither --keypoints nor --images
         predict.parse_args(["--workdir", "w", "--out", "o"])
