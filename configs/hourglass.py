@@ -25,6 +25,12 @@ Data: SynthPose, ``studio`` renders (3D labels) and ``wild`` renders (2D labels 
 drawn inside the step, half of each batch each (``data.studio_fraction``, Lua's
 ``Ratio3D 5``), in all three stages (Lua; the paper's stage 1 is 2D-only:
 ``--config.data.studio_fraction=0`` would be MPII-only, the PyTorch port's ``ratio3D 0``).
+``real``: Human3.6M frames (3D) and MPII (2D) instead of renders, streamed through grain
+(``data.images='h36m_images,mpii'``, ``data.feed='loader'``; manual dirs
+``data.h36m_images.dir`` and ``data.mpii.dir``, built into TFDS on first use; each
+example's dataset drawn with p = ``data.studio_fraction``; Human3.6M's average skeleton
+4296.99 mm; ``posejax.evaluate`` adds P1 / P2 / PCKh per action on the Human3.6M test
+frames, every ``eval.real_stride``-th). Its stages chain through ``runs/hg[_quick]_real_stage<n>``.
 Options: ``loss.geo_xy`` = ``heatmap_argmax`` (Lua, default) | ``keypoints`` (the port),
 ``eval.avg_bone_sum_mm`` (0: the training split's mean 14-bone sum; Human3.6M: 4296.99).
 """
@@ -32,6 +38,7 @@ Options: ``loss.geo_xy`` = ``heatmap_argmax`` (Lua, default) | ``keypoints`` (th
 from configs import common
 
 STAGES = ("stage1", "stage2", "stage3")
+VARIANTS = STAGES + ("real",)
 ITERS_PER_EPOCH = 4000  # opts.lua trainIters
 # stage -> (epochs, lr, lr drop after epoch (0: none), reg_weight, var_weight); spec 6
 SCHEDULE = {"stage1": (60, 2.5e-4, 0, 0.0, 0.0), "stage2": (50, 2.5e-4, 40, 0.1, 0.0),
@@ -40,16 +47,17 @@ QUICK_STEPS = {"stage1": 3000, "stage2": 2500, "stage3": 1000}  # 0.21 s per ste
 
 
 def get_config(arg=None):
-    v = common.parse_variants(arg, "configs/hourglass.py", extra=STAGES)
-    if len(v.extra) > 1:
+    v = common.parse_variants(arg, "configs/hourglass.py", extra=VARIANTS)
+    if len(set(v.extra) - {"real"}) > 1:
         raise ValueError("configs/hourglass.py: choose one stage (stage1, stage2 or stage3)")
     if v.source not in (None, "synthpose"):
         raise ValueError(
             f"configs/hourglass.py: variant {v.source!r}: hourglass trains on images; the "
-            "pose sources have none (SynthPose is rendered; real Human3.6M frames and MPII "
-            "through the image loader are not wired into this method yet)"
+            "pose sources have none (SynthPose is rendered; for real Human3.6M frames and MPII "
+            "use the 'real' variant: data.images='h36m_images,mpii', data.feed='loader')"
         )
-    stage = next(iter(v.extra), "stage1")
+    real = "real" in v.extra
+    stage = next(iter(v.extra - {"real"}), "stage1")
     epochs, lr, drop, reg_w, var_w = SCHEDULE[stage]
     c = common.base("hourglass")
     c.model = dict(num_stacks=2, features=256, num_modules=2, num_reg_modules=2, depth=4)
@@ -58,6 +66,11 @@ def get_config(arg=None):
     c.data.studio_fraction = 0.5  # Ratio3D 5 / 10, all stages
     c.data.wild_flip_prob = 0.5
     c.data.wild_colour_gain = (0.6, 1.4)
+    # Real images instead of renders: data.images='h36m_images,mpii' with data.feed='loader'
+    # (the ``real`` variant sets both) and the manual dirs below.
+    c.data.images = ""
+    c.data.h36m_images = dict(dir="")
+    c.data.mpii = dict(dir="")
     c.loss = dict(reg_weight=reg_w, var_weight=var_w, geo_xy="heatmap_argmax")
     c.optim = dict(name="rmsprop", lr=lr, alpha=0.99, eps=1e-8, weight_decay=0.0, grad_clip=0.0)
     c.train.batch_size = 6
@@ -74,6 +87,7 @@ def get_config(arg=None):
         avg_bone_sum_mm=0.0,  # 0: the training split's mean (errata 2)
         torso_fix=True,
         best_metric="eval/p1",
+        real_stride=1,  # data.images with h36m_images: its test frames, every n-th
     )
     if v.size == "quick":
         c.model.update(features=64, num_modules=1, num_reg_modules=1)
@@ -95,7 +109,14 @@ def get_config(arg=None):
     if stage != "stage1":
         size = f"_{v.size}" if v.size else ""
         prev = f"stage{int(stage[-1]) - 1}"
-        c.init_from = dict(workdir=f"runs/hg{size}_{prev}", networks=("hourglass",), step=-1)
+        tag = "_real" if real else ""
+        c.init_from = dict(workdir=f"runs/hg{size}{tag}_{prev}", networks=("hourglass",),
+                           step=-1)  # fmt: skip
         if v.size == "smoke":
             c.init_from.workdir = ""  # tests set it
+    if real:
+        c.data.images = "h36m_images,mpii"
+        c.data.feed = "loader"
+        c.eval.avg_bone_sum_mm = 4296.99  # Human3.6M's average skeleton (spec 7.1)
+        c.eval.real_stride = 64 if v.size == "quick" else 1  # real test frames: every n-th
     return common.apply_data(c, v)

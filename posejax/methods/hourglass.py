@@ -19,6 +19,7 @@ RMSprop state (errata 4).
 
 from __future__ import annotations
 
+import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -47,11 +48,43 @@ def check_config(config) -> None:
             f"unknown loss.geo_xy {loss.geo_xy!r}; expected 'heatmap_argmax' (Lua) or "
             "'keypoints' (the PyTorch port)"
         )
-    if config.data.get("feed", "resident") != "resident":
+    feed, real = config.data.get("feed", "resident"), image_sources(config)
+    if feed not in ("resident", "loader") or (feed == "loader") != bool(real):
         raise ValueError(
-            "hourglass renders its batches inside the step: data.feed must be 'resident' "
-            f"(found {config.data.feed!r})"
+            "hourglass renders SynthPose batches inside the step (data.feed='resident', "
+            "data.images='') or streams real images through grain (data.feed='loader' with "
+            f"data.images, e.g. 'h36m_images,mpii'); found data.feed={feed!r}, "
+            f"data.images={config.data.get('images', '')!r}"
         )
+    unknown = [n for n in real if n not in IMAGE_SOURCES]
+    if unknown:
+        raise ValueError(f"unknown data.images {unknown}; expected some of {list(IMAGE_SOURCES)}")
+
+
+# data.images name -> (TFDS name, images.DATASETS name, 3D labels)
+IMAGE_SOURCES = {"h36m_images": ("h36m_images", "h36m", True), "mpii": ("mpii", "mpii", False)}
+
+
+def image_sources(config) -> list[str]:
+    """The real image datasets ``data.images`` names (comma-separated; '' = none)."""
+    return [n for n in str(config.data.get("images", "") or "").split(",") if n]
+
+
+def image_records(config, name: str, split: str):
+    """A split of a real image dataset: through TFDS (``data.via_tfds``, built from its
+    manual dir ``data.<name>.dir`` on first use) or straight from the reader."""
+    from posejax.data import image_tfds, images
+
+    tfds_name, reader_name, _ = IMAGE_SOURCES[name]
+    sub = config.data.get(name, {})
+    directory = sub.get("dir", "")
+    if config.data.via_tfds:
+        return image_tfds.load_split(tfds_name, split, data_dir=config.data.tfds_dir or None,
+                                     manual_dir=directory or None)  # fmt: skip
+    if not directory:
+        raise ValueError(f"data.images names {name!r}: set data.{name}.dir (its manual dir)")
+    read = images.read_mpii if reader_name == "mpii" else images.read_h36m
+    return read(directory, split)
 
 
 class HourglassMethod(base.MethodBase):
@@ -62,6 +95,7 @@ class HourglassMethod(base.MethodBase):
     predicted_joints = proto.PREDICTED_JOINTS
     networks = ("hourglass",)
     test_time_keys = ("eval.avg_bone_sum_mm",)
+    feeds = ("resident", "loader")
 
     def __init__(self, config, mesh=None):
         super().__init__(config, mesh)
@@ -123,6 +157,37 @@ class HourglassMethod(base.MethodBase):
             )
         return base.copy_networks(state, source, names)
 
+    def train_feed(self, mesh):
+        """The grain feed of ``data.images`` (``feeds.make_train_feed`` calls it for
+        ``data.feed='loader'``): each source's train split decoded, cropped and augmented
+        (``image_pipeline``; the spec's augmentation on MPII), repeated to the length of
+        the longest, and mixed with weights ``data.studio_fraction`` for the 3D-labelled
+        sources and the rest for the 2D-only ones, so each example's dataset is a draw,
+        as in the Lua loader."""
+        from posejax.data import image_pipeline
+        from posejax.training import feeds
+
+        cfg, names = self.config, image_sources(self.config)
+        parts = [(n, image_pipeline.image_dataset(image_records(cfg, n, "train"),
+                                                  out_size=self.size, augment=True,
+                                                  seed=cfg.seed)) for n in names]  # fmt: skip
+        longest = max(len(ds) for _, ds in parts)
+        parts = [(n, ds.repeat(-(-longest // len(ds)))[:longest]) for n, ds in parts]
+        f = cfg.data.studio_fraction
+        n3 = sum(IMAGE_SOURCES[n][2] for n, _ in parts)
+        weights = [(f / n3 if IMAGE_SOURCES[n][2] else (1 - f) / (len(parts) - n3))
+                   for n, _ in parts]  # fmt: skip
+        if len(parts) > 1 and min(weights) <= 0:
+            raise ValueError(f"data.studio_fraction={f} leaves a source of data.images={names} "
+                             "with no weight")  # fmt: skip
+        source = parts[0][1] if len(parts) == 1 else grain.MapDataset.mix(
+            [ds for _, ds in parts], weights)  # fmt: skip
+        opts = cfg.data.get("loader", {})
+        return feeds.LoaderFeed.from_source(
+            source, mesh, batch_size=cfg.train.batch_size, seed=cfg.seed,
+            prefetch=opts.get("prefetch", 2), num_workers=opts.get("num_workers", 0),
+        )  # fmt: skip
+
     # -- network -------------------------------------------------------------------------
     def forward(self, params, stats, images, *, train=False):
         model = common.merge(self.graphdef, params, stats)
@@ -165,7 +230,11 @@ class HourglassMethod(base.MethodBase):
 
     def train_step(self, state, data, key):
         """One RMSprop step on a mixed batch rendered here: ``num_studio`` studio renders
-        (3D labels) then wild renders (2D only); ``image_step`` does the update."""
+        (3D labels) then wild renders (2D only); ``image_step`` does the update. With
+        ``data.feed='loader'``, ``data`` is a grain batch of real images instead
+        (``loader_targets``)."""
+        if isinstance(data, dict):
+            return self.image_step(state, *self.loader_targets(data))
         b, n3 = self.config.train.batch_size, self.num_studio
         n_valid = jnp.sum(data.valid.astype(jnp.int32))
         idx = jax.random.randint(jax.random.fold_in(key, common.DATA), (b,), 0, n_valid)
@@ -183,17 +252,30 @@ class HourglassMethod(base.MethodBase):
         images, cells, vis, depth_t = (jnp.concatenate(x) for x in zip(*parts, strict=True))
         return self.image_step(state, images, cells, vis, depth_t)
 
-    def image_step(self, state, images, cells, visible, depth):
+    def loader_targets(self, data):
+        """``(images, cells, visible, depth, is3d)`` of a grain batch
+        (``image_pipeline.process`` examples): 3D-labelled rows (Human3.6M frames) get the
+        weak-perspective heatmap and depth targets of their 3D pose, as studio renders
+        do; 2D-only rows (MPII) get heatmaps of their labels."""
+        images = data["image"].astype(jnp.float32) / 255.0
+        kp, vis, has3d = data["kp2d"], data["visible"], data["has3d"]
+        cells3, depth3 = hg_loss.weak_perspective(data["pose3d"], kp, self.size, self.hm)
+        cells = jnp.where(has3d[:, None, None], cells3, kp * (self.hm / self.size))
+        depth = jnp.where(has3d[:, None], depth3, 0.0)
+        return images, cells, vis, depth, has3d.astype(jnp.float32)
+
+    def image_step(self, state, images, cells, visible, depth, is3d=None):
         """One RMSprop step on a given batch: heatmap MSE on every image, ``reg_weight`` x
-        depth L2 on the first ``num_studio`` (3D-labelled), ``var_weight`` x the geometric
-        loss on the rest (2D only). ``images [B, S, S, 3]``, ``cells [B, 16, 2]`` heatmap
-        cells, ``visible [B, 16]``, ``depth [B, 16]`` targets (ignored for 2D-only rows).
-        What an input pipeline feeds (``benchmarks/hourglass.py`` times it on host
-        batches)."""
+        depth L2 on 3D-labelled rows, ``var_weight`` x the geometric loss on the rest.
+        ``images [B, S, S, 3]``, ``cells [B, 16, 2]`` heatmap cells, ``visible [B, 16]``,
+        ``depth [B, 16]`` targets (ignored for 2D-only rows), ``is3d [B]`` (default: the
+        first ``num_studio`` rows). What an input pipeline feeds (``benchmarks/hourglass.py``
+        times it on host batches)."""
         cfg, b, n3 = self.config, self.config.train.batch_size, self.num_studio
         if self.batch_sharding is not None:
             images = jax.lax.with_sharding_constraint(images, self.batch_sharding)
-        is3d = (jnp.arange(b) < n3).astype(jnp.float32)
+        if is3d is None:
+            is3d = (jnp.arange(b) < n3).astype(jnp.float32)
         target_hm = hg_loss.heatmap_targets(cells, visible, self.hm, cfg.data.heatmap_sigma)
         w_reg, w_var = cfg.loss.reg_weight, cfg.loss.var_weight
         geo_xy = self._geo_xy(cells, target_hm, None) if cfg.loss.geo_xy == "keypoints" else None
@@ -292,6 +374,49 @@ class HourglassMethod(base.MethodBase):
             errs[tag + "pckh"] = proto.pckh(out[tag + "kp_pred"], out[tag + "kp"], out[tag + "vis"])
             errs[tag + "bone_sd"] = proto.bone_sd_pct(out[tag + "pose_hg"])
         return errs
+
+    def _real_outputs(self, state, data):
+        """Errors of a batch of real 3D-labelled crops (``image_pipeline.process``)."""
+        images = data["image"].astype(jnp.float32) / 255.0
+        pred = self._predict(state, images)
+        p = proto.decode(pred.heatmaps, pred.depth)
+        gt16 = data["pose3d"] - data["pose3d"][:, hg_loss.PELVIS : hg_loss.PELVIS + 1]
+        target = jnp.zeros(gt16.shape[:1] + (17, 3), gt16.dtype).at[:, HG].set(gt16)
+        out = {"pred": proto.to_mm(p, state.norm["bone_sum"], self.config.eval.torso_fix),
+               "target": target}  # fmt: skip
+        j = self.predicted_joints
+        return {
+            "p1": metrics.mpjpe(out["pred"], target, j),
+            "p2": metrics.pa_mpjpe(out["pred"], target, j),
+            "pckh": proto.pckh(p[..., :2] * (self.size / self.hm), data["kp2d"], data["visible"]),
+        }
+
+    def report(self, state, dataset):
+        """With ``h36m_images`` in ``data.images``: P1 / P2 / PCKh per action on its real
+        test frames (every ``eval.real_stride``-th), the spec's protocol, besides the
+        SynthPose render tables (``posejax.evaluate`` prints it after them)."""
+        del dataset
+        if "h36m_images" not in image_sources(self.config):
+            return None
+        from posejax.data import image_pipeline
+        from posejax.training import evaluation, feeds
+
+        records = image_records(self.config, "h36m_images", "test")
+        stride = max(1, int(self.config.eval.get("real_stride", 1)))
+        rows = np.arange(0, len(records), stride)
+        ds = image_pipeline.image_dataset(records, out_size=self.size, augment=False)[::stride]
+        fn = jax.jit(self._real_outputs)
+        errs: dict[str, list] = {}
+        for b in feeds.eval_batches(ds, self.config.eval.batch_size):
+            got = fn(state, jax.tree.map(jnp.asarray, b.data))
+            for k, v in got.items():
+                errs.setdefault(k, []).append(np.asarray(v)[np.asarray(b.valid)])
+        errs = {k: np.concatenate(v) for k, v in errs.items()}
+        actions = np.asarray([str(records[int(i)].action) for i in rows])
+        tabs = evaluation.tables(errs, actions)
+        title = (f"Human3.6M test frames (h36m_images, every {stride}: {len(rows)} frames), "
+                 "spec protocol, mm / PCKh %")  # fmt: skip
+        return {"h36m_images": tabs}, evaluation.format_table(tabs, title=title)
 
     @property
     def conventions(self) -> dict:

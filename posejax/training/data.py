@@ -10,7 +10,14 @@ def source_kwargs(data_cfg) -> dict:
     """Keyword arguments of ``sources.load`` for ``data_cfg.source``."""
     name = data_cfg.source
     if name not in sources.SOURCES:
-        raise KeyError(f"unknown data.source {name!r}; expected one of {sorted(sources.SOURCES)}")
+        hint = ""
+        if any(n in ("h36m_images", "mpii", "mpi_inf_3dhp_images") for n in name.split(",")):
+            hint = (" (real image datasets are not pose sources: an image method streams them "
+                    "with data.images, e.g. configs/hourglass.py:real, data.images="
+                    "'h36m_images,mpii')")  # fmt: skip
+        raise KeyError(
+            f"unknown data.source {name!r}; expected one of {sorted(sources.SOURCES)}{hint}"
+        )
     if data_cfg.via_tfds:
         kw = {"data_dir": data_cfg.tfds_dir or None}
         if name == "synthpose":

@@ -317,6 +317,9 @@ def make_train_feed(config, dataset: device.DeviceDataset, mesh: Mesh, method) -
         )
     if kind == "resident":
         return ResidentFeed(dataset)
+    custom = getattr(method, "train_feed", None)  # a method that streams its own data
+    if custom is not None:
+        return custom(mesh)
     opts = config.data.get("loader", {})
     return LoaderFeed.from_source(
         pose_rows(dataset.host), mesh, batch_size=config.train.batch_size, seed=config.seed,

@@ -84,8 +84,8 @@ def test_residual_skip_only_when_widths_differ():
     x = jax.random.normal(jax.random.key(0), (1, 4, 4, 16))
     for name in ("conv3",):  # zero the residual branch: the identity remains
         c = getattr(same, name)
-        c.kernel.value = jnp.zeros_like(c.kernel.value)
-        c.bias.value = jnp.zeros_like(c.bias.value)
+        c.kernel[...] = jnp.zeros_like(c.kernel[...])
+        c.bias[...] = jnp.zeros_like(c.bias[...])
     np.testing.assert_allclose(same(x, train=False), x, atol=1e-6)
 
 
@@ -96,7 +96,7 @@ def test_every_stack_reinjects(small):
     x = jax.random.uniform(jax.random.key(2), (2, 64, 64, 3))
     a = model(x)
     remap = model.stacks[-1].remap_heatmaps
-    remap.kernel.value = jnp.zeros_like(remap.kernel.value)
+    remap.kernel[...] = jnp.zeros_like(remap.kernel[...])
     b = model(x)
     np.testing.assert_allclose(a.heatmaps, b.heatmaps, atol=1e-6)
     assert float(jnp.abs(a.depth - b.depth).max()) > 1e-6
