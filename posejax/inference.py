@@ -1,4 +1,5 @@
-"""Inference API: a trained workdir -> jitted ``lift`` and ``sample`` on 2D keypoints.
+"""Inference API: a trained workdir -> jitted ``lift``, ``sample`` and ``hypotheses`` on 2D
+keypoints.
 
 ``load_predictor(path)`` reads ``config.json``, rebuilds the method's networks from the
 registry, and restores the checkpoint (parameters and normalisation statistics, which the
@@ -27,6 +28,11 @@ larger ones are cut into chunks of the largest bucket, so a predictor compiles o
 bucket (and per ``num_samples``), never per batch size. ``sample`` draws row ``i``'s
 hypotheses from ``fold_in(key, i)``: a frame's hypotheses do not depend on padding or
 chunking.
+
+``hypotheses`` gives each method's own hypotheses with their weights
+(``Method.hypotheses``, ``hypotheses_kind``): ``mdn``'s K kernel means with their mixing
+weights, highest first; ``gan``'s and ``ans``'s S draws (the same as ``sample``'s for the
+same key) with weights 1 / S; K = 1 with weight 1 for single-hypothesis methods.
 
 Missing joints (``hidden [B, 17]`` bool): joints a method does not read are ignored;
 methods with visibility masks (``mdn``: up to 2 limb joints per frame) get the mask;
@@ -126,12 +132,16 @@ def _listing(mask, rows, frame_names=None, limit: int = 5) -> str:
 
 
 class Predictor:
-    """Jitted ``lift`` / ``sample`` of one trained method (see the module docstring).
+    """Jitted ``lift`` / ``sample`` / ``hypotheses`` of one trained method (see the module
+    docstring).
 
     Attributes:
       method: the method object (``methods.REGISTRY``). state: its restored train state.
       config: the workdir's config. step: the checkpoint step. name: the method name.
       multi_hypothesis: whether ``sample`` gives different hypotheses.
+      hypotheses_kind: what ``hypotheses`` returns (``'single'``, ``'samples'``,
+        ``'kernels'``). default_num_samples: S of ``hypotheses`` for ``'samples'`` methods
+        when none is given (the config's ``eval.num_samples``).
       supports_missing_joints: whether a ``hidden`` mask may name input joints.
       input_joints: H36M-17 indices the method reads. predicted_joints: ``[17]`` bool,
         the joints the method predicts (the others are filled, e.g. gan's spine).
@@ -147,12 +157,15 @@ class Predictor:
                 "2D-keypoint methods (input_kind 'pose2d')"
             )
         self.multi_hypothesis = bool(method.multi_hypothesis)
+        self.hypotheses_kind = method.hypotheses_kind
+        self.default_num_samples = int(config.eval.get("num_samples", 1))
         self.supports_missing_joints = method.max_missing_joints > 0
         self.input_joints = np.asarray(method.input_joints)
         self.predicted_joints = np.zeros(skel.NUM_JOINTS, bool)
         self.predicted_joints[method.predicted_joints] = True
         self._lift = jax.jit(self._lift_fn)
         self._sample = jax.jit(self._sample_fn, static_argnames="num_samples")
+        self._hypotheses = jax.jit(self._hypotheses_fn, static_argnames="num_samples")
         self._predict = jax.jit(self._predict_fn, static_argnames=("num_samples", "aggregate"))
 
     def __repr__(self):
@@ -162,14 +175,23 @@ class Predictor:
     def _lift_fn(self, state, kp, hidden):
         return self.method.lift(state, kp, hidden if self.supports_missing_joints else None)
 
-    def _sample_fn(self, state, kp, hidden, key, offset, num_samples):
+    def _per_row(self, fn, kp, hidden, key, offset):
+        """``fn(x [1, 17, 2], key, hidden [1, 17] | None)`` of each row, vmapped."""
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(kp.shape[0]))
 
         def one(k, x, h):  # one row: its own key, so padding cannot change its samples
             h = h[None] if self.supports_missing_joints else None
-            return self.method.sample(state, x[None], k, num_samples, h)[0]
+            return jax.tree.map(lambda y: y[0], fn(x[None], k, h))
 
         return jax.vmap(one)(keys, kp, hidden)
+
+    def _sample_fn(self, state, kp, hidden, key, offset, num_samples):
+        fn = lambda x, k, h: self.method.sample(state, x, k, num_samples, h)  # noqa: E731
+        return self._per_row(fn, kp, hidden, key, offset)
+
+    def _hypotheses_fn(self, state, kp, hidden, key, offset, num_samples):
+        fn = lambda x, k, h: self.method.hypotheses(state, x, k, num_samples, h)  # noqa: E731
+        return self._per_row(fn, kp, hidden, key, offset)
 
     def _predict_fn(
         self, state, kp, hidden, visible, key, offset, temperature, num_samples, aggregate
@@ -294,6 +316,54 @@ class Predictor:
         )
         return self._run(fn, kp2d, intrinsics, normalized, hidden)
 
+    def hypotheses(
+        self,
+        kp2d,
+        intrinsics=None,
+        *,
+        normalized=False,
+        hidden=None,
+        key=None,
+        num_samples: int | None = None,
+        first_index: int = 0,
+    ) -> base.Hypotheses:
+        """The method's own hypotheses with their weights (``hypotheses_kind``).
+
+        * ``kernels`` (``mdn``): the K kernel means, highest mixing weight first, with the
+          mixing weights; deterministic (``key``, ``num_samples`` unused).
+        * ``samples`` (``gan``, ``ans``): ``num_samples`` draws (default
+          ``default_num_samples``) with weights 1 / S; ``key`` (a ``jax.random.key`` or an
+          int seed) is required, and row ``i`` uses ``fold_in(key, first_index + i)``, so
+          the draws equal ``sample``'s for the same key.
+        * ``single`` (``baseline``): the deterministic answer, K = 1, weight 1.
+
+        Args: as ``lift`` and ``sample``.
+
+        Returns:
+          ``Hypotheses(poses [B, K, 17, 3] float32 mm (camera frame, root-relative),
+          weights [B, K] float32, summing to 1 per row)``, numpy.
+
+        Raises:
+          ValueError: ``num_samples < 1``, no ``key`` for a ``samples`` method, or bad
+            ``kp2d`` / ``hidden`` (as ``lift``).
+        """
+        if num_samples is not None:
+            base.check_num_samples(num_samples)
+        if self.hypotheses_kind == "samples":
+            if key is None:
+                raise ValueError(
+                    f"method {self.name!r} draws its hypotheses (hypotheses_kind 'samples'): "
+                    "pass key= (a jax.random.key or an int seed)"
+                )
+            num = self.default_num_samples if num_samples is None else int(num_samples)
+        else:  # K is the method's: one compilation per bucket whatever num_samples says
+            key, num = 0 if key is None else key, 1
+        key = _as_key(key)
+        fn = lambda kp, h, v, start: self._hypotheses(  # noqa: E731
+            self.state, kp, h, key, jnp.int32(first_index + start), num_samples=num
+        )
+        return self._run(fn, kp2d, intrinsics, normalized, hidden)
+
     def predict(
         self,
         kp2d,
@@ -335,5 +405,7 @@ class Predictor:
         return self._run(fn, kp2d, intrinsics, normalized, hidden)
 
     def compilations(self) -> dict:
-        """Compiled programs so far: ``{'lift': n, 'sample': n, 'predict': n}``."""
-        return {k: getattr(self, f"_{k}")._cache_size() for k in ("lift", "sample", "predict")}
+        """Compiled programs so far: ``{'lift': n, 'sample': n, 'hypotheses': n,
+        'predict': n}``."""
+        names = ("lift", "sample", "hypotheses", "predict")
+        return {k: getattr(self, f"_{k}")._cache_size() for k in names}

@@ -16,6 +16,13 @@ per frame, aggregates them (``--aggregate``, ``posejax.core.aggregate``) and wri
 ``OUT/predictions.npz`` plus ``OUT/frame_<i>.png`` per frame (short inputs) or
 ``OUT/sequence.png`` (a strip of ``--grid_frames`` frames, longer ones).
 
+The npz holds the draws (``hypotheses [T, S, 17, 3]``, their ``aggregate`` and the
+deterministic ``lift``) and the method's own hypotheses with their weights
+(``Predictor.hypotheses``): ``native_hypotheses [T, K, 17, 3]`` and ``native_weights
+[T, K]`` (summing to 1 per frame): ``mdn``'s K kernel means with their mixing weights,
+highest first (its draws are much noisier than the means); for ``gan`` / ``ans`` the same
+S draws with weights 1 / S; K = 1 for single-hypothesis methods. All poses in mm.
+
 Image methods (``hourglass``): ``--images FILE_OR_DIR [--boxes JSON]`` instead of
 ``--keypoints``/``--format``; ``posejax.predict_images``.
 
@@ -44,7 +51,12 @@ UNITS = "mm, camera frame (x right, y down, z forward), root-relative (pelvis 0)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        prog="python -m posejax.predict", description=__doc__.split("\n")[0]
+        prog="python -m posejax.predict",
+        description=__doc__.split("\n")[0],
+        epilog="OUT/predictions.npz: hypotheses [T, S, 17, 3] (S draws), aggregate and lift "
+        "[T, 17, 3], native_hypotheses [T, K, 17, 3] and native_weights [T, K] (the method's "
+        "own hypotheses and their weights: mdn's K kernel means, gan/ans's S draws with "
+        "weights 1/S, K = 1 otherwise), the input 2D and meta; poses in mm.",
     )
     p.add_argument("--workdir", required=True, help="trained workdir (or checkpoints/<step>)")
     p.add_argument("--keypoints", help="2D keypoint file or OpenPose directory")
@@ -54,7 +66,10 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--intrinsics", help="fx,fy,cx,cy (px) or 9 values with distortion")
     p.add_argument("--image_size", help="W,H px (f = 1.15 max(W, H), centre principal point)")
-    p.add_argument("--num_samples", type=int, default=100, help="hypotheses per frame")
+    p.add_argument(
+        "--num_samples", type=int, default=100,
+        help="draws per frame (native_hypotheses: mdn's K means whatever this says)",
+    )  # fmt: skip
     p.add_argument("--aggregate", default="reproj_pose", choices=agg.METHODS)
     p.add_argument("--temperature", type=float, default=agg.DEFAULT_TEMPERATURE)
     p.add_argument("--seed", type=int, default=0)
@@ -119,7 +134,7 @@ def run(args) -> dict:
         )
     num = args.num_samples if predictor.multi_hypothesis else 1
     kp2d, _ = predictor.check_input(kp.kp2d, kp.missing, frame_names=kp.frames)
-    outs = []
+    outs, native = [], []
     bar = tqdm(
         total=kp.num_frames, unit="frame", disable=kp.num_frames <= args.batch_size, file=sys.stderr
     )
@@ -137,9 +152,17 @@ def run(args) -> dict:
             first_index=start,
         )
         outs.append(out)
+        native.append(
+            predictor.hypotheses(
+                kp2d[sl], k, hidden=kp.missing[sl], key=args.seed, num_samples=num,
+                first_index=start,
+            )
+        )  # fmt: skip
         bar.update(len(kp2d[sl]))
     bar.close()
     res = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+    res["native_hypotheses"] = np.concatenate([h.poses for h in native])
+    res["native_weights"] = np.concatenate([h.weights for h in native])
     # Reprojection of the aggregate into the input image (for the pictures).
     cam = inference.TRAINING_INTRINSICS if intrinsics is None else intrinsics
     vis = predictor.predicted_joints & ~kp.missing
@@ -151,6 +174,7 @@ def run(args) -> dict:
         "method": predictor.name,
         "step": predictor.step,
         "num_samples": num,
+        "native_hypotheses": predictor.hypotheses_kind,
         "aggregate": args.aggregate,
         "temperature": args.temperature,
         "seed": args.seed,
@@ -240,6 +264,7 @@ def main(argv=None):
     paths = write_pictures(res, out, args.png, args.grid_frames)
     print(
         f"wrote {out / 'predictions.npz'} (hypotheses {res['hypotheses'].shape}, "
+        f"native_hypotheses {res['native_hypotheses'].shape}, "
         f"aggregate {res['aggregate'].shape}; {UNITS})"
         + (f" and {len(paths)} PNG(s)" if paths else "")
     )

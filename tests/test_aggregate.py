@@ -1,6 +1,7 @@
 """Aggregation without ground truth: root-translation fit, reprojection errors, the six
 aggregates, against closed forms and NumPy references."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -114,6 +115,54 @@ def test_invisible_joints_are_ignored(poses):
     vis[:, 16] = False
     out = np.asarray(agg.aggregate(hyps, kp, k9, "select_pose", visible=vis))
     np.testing.assert_allclose(out, rel, atol=1.0)
+
+
+def test_prior_weights_default_uniform_and_numpy_references(poses):
+    hyps, kp, k9, _ = _hyps_with_one_good(poses)
+    b, s = hyps.shape[:2]
+    for m in agg.METHODS:  # equal weights of any scale are the default
+        ref = agg.aggregate(hyps, kp, k9, m, temperature=0.05)
+        out = agg.aggregate(hyps, kp, k9, m, temperature=0.05, weights=np.full((b, s), 3.0))
+        np.testing.assert_allclose(out, ref, atol=1e-3, err_msg=m)
+    rng = np.random.default_rng(1)
+    w = rng.uniform(0.1, 1.0, (b, s)).astype(np.float32)
+    ref = (w[..., None, None] * hyps).sum(1) / w.sum(1)[:, None, None]
+    np.testing.assert_allclose(agg.aggregate(hyps, method="mean", weights=w), ref, atol=1e-3)
+    # Integer weights: the median of each hypothesis repeated that many times.
+    counts = rng.integers(0, 4, (b, s))
+    counts[:, 0] += counts.sum(1) == 0
+    repeated = [np.repeat(h, c, axis=0) for h, c in zip(hyps, counts, strict=True)]
+    ref = np.stack([np.median(r, 0) for r in repeated])
+    out = jax.jit(lambda h, c: agg.aggregate(h, method="median", weights=c))(hyps, counts)
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+    # Reprojection weights times the prior, renormalised.
+    rep = np.asarray(agg.reprojection_weights(hyps, kp, k9, temperature=0.05))
+    both = np.asarray(agg.reprojection_weights(hyps, kp, k9, temperature=0.05, weights=w))
+    np.testing.assert_allclose(both, w * rep / (w * rep).sum(1, keepdims=True), atol=1e-5)
+    out = agg.aggregate(hyps, kp, k9, "reproj_pose", temperature=0.05, weights=w)
+    np.testing.assert_allclose(out, np.einsum("bs,bsjc->bjc", both, hyps), atol=1e-2)
+
+
+@pytest.mark.parametrize("method", agg.METHODS)
+def test_a_hypothesis_with_all_the_weight_wins(poses, method):
+    hyps, kp, k9, rel = _hyps_with_one_good(poses)
+    b, s = hyps.shape[:2]
+    # The weight on a hypothesis other than the consistent one overrides reprojection.
+    pick = (np.argmin(np.abs(hyps - rel[:, None]).sum((2, 3)), 1) + 1) % s
+    w = np.zeros((b, s), np.float32)
+    w[np.arange(b), pick] = 1.0
+    out = agg.aggregate(hyps, kp, k9, method, temperature=1e-3, weights=w)
+    np.testing.assert_allclose(out, hyps[np.arange(b), pick], atol=1e-3)
+
+
+def test_bad_prior_weights():
+    hyps = np.random.default_rng(0).normal(size=(2, 3, 17, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"expected weights \[B, S\] = \(2, 3\), found \(2, 4\)"):
+        agg.aggregate(hyps, method="mean", weights=np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"finite, >= 0, not all 0 per row; rows \[1\]"):
+        agg.aggregate(hyps, method="median", weights=np.array([[1, 0, 0], [1, -1, 1]]))
+    with pytest.raises(ValueError, match=r"rows \[0\]"):
+        agg.aggregate(hyps, method="mean", weights=np.array([[0, 0, 0], [1, 1, 1]]))
 
 
 def test_project_fitted_matches_projection(poses):

@@ -1,5 +1,6 @@
 """Inference API: loading workdirs without the trainer, bucketed compilation, sampling keys,
-intrinsics, missing joints, and clear errors for bad workdirs."""
+intrinsics, missing joints, each method's own hypotheses with their weights, and clear
+errors for bad workdirs."""
 
 import json
 import shutil
@@ -11,7 +12,8 @@ import pytest
 import posejax
 from posejax import inference
 from posejax.core import camera as cam_lib
-from posejax.data import synthpose
+from posejax.core import geometry, metrics
+from posejax.data import device, synthpose
 from posejax.training import checkpoint as ckpt_lib
 from tests.helpers import make_workdir
 
@@ -19,7 +21,8 @@ from tests.helpers import make_workdir
 @pytest.fixture(scope="module")
 def workdirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("wd")
-    return {name: make_workdir(root / name, name, step=3) for name in ("gan", "mdn")}
+    names = ("gan", "mdn", "ans", "baseline")
+    return {name: make_workdir(root / name, name, step=3) for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +30,17 @@ def kp():
     cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
     r = synthpose.generate("test", config=cfg, subjects=["S9"], actions=["Walking"])[0]
     return r.kp2d_gt, r.pose3d_cam
+
+
+@pytest.fixture(scope="module")
+def test_frames():
+    """40 SynthPose test frames (every 4th of 2 actions x 4 cameras x 20 frames, exact 2D),
+    as the evaluation batches them."""
+    cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
+    records = synthpose.generate(
+        "test", config=cfg, subjects=["S9"], actions=["Walking", "SittingDown"]
+    )
+    return device.DeviceDataset.from_records(records, stride=4).data
 
 
 def test_load_paths_and_outputs_match_the_method(workdirs, kp):
@@ -126,6 +140,61 @@ def test_missing_joints(workdirs, kp):
         mdn.lift(np.zeros((2, 17, 2)))
     with pytest.raises(ValueError, match=r"\[B, 17, 2\].*\(3, 16, 2\)"):
         mdn.lift(x[:, :16])
+
+
+def test_mdn_hypotheses_are_the_evaluated_kernel_means(workdirs, test_frames):
+    wd, method, state = workdirs["mdn"]
+    p = inference.load_predictor(wd, buckets=(1, 8, 64))
+    assert p.hypotheses_kind == "kernels"
+    h = p.hypotheses(test_frames.kp2d)  # deterministic: no key needed
+    k = method.num_hypotheses
+    assert h.poses.shape == (40, k, 17, 3) and h.weights.shape == (40, k)
+    np.testing.assert_allclose(h.weights.sum(1), 1.0, atol=1e-5)
+    assert np.all(np.diff(h.weights, axis=1) <= 0)  # highest weight first
+    np.testing.assert_allclose(h.poses[:, 0], p.lift(test_frames.kp2d), atol=1e-3)
+    # best of K by the library's metrics = the evaluation's p1_best<K> on the same frames
+    out = jax.jit(method.eval_step)(state, test_frames)
+    errs = method.frame_errors(out)
+    target = geometry.root_relative(test_frames.pose3d_cam)
+    np.testing.assert_allclose(h.weights, out["weights"], atol=1e-5)
+    np.testing.assert_allclose(metrics.best_of_k(h.poses, target), errs[f"p1_best{k}"], atol=0.02)
+    np.testing.assert_allclose(metrics.mpjpe(h.poses[:, 0], target), errs["p1"], atol=0.02)
+    assert float(errs[f"p1_best{k}"].mean()) < float(errs["p1"].mean())
+    p.hypotheses(test_frames.kp2d[:33], num_samples=3, key=1)  # K is the method's
+    assert p.compilations()["hypotheses"] == 1  # one bucket (64), whatever num_samples says
+
+
+@pytest.mark.parametrize("name", ["gan", "ans"])
+def test_sampling_methods_give_uniform_weights(workdirs, kp, name):
+    p = inference.load_predictor(workdirs[name][0])
+    x = kp[0][:4]
+    assert p.hypotheses_kind == "samples"
+    h = p.hypotheses(x, key=3, num_samples=5)
+    assert h.poses.shape == (4, 5, 17, 3) and h.weights.shape == (4, 5)
+    np.testing.assert_allclose(h.weights, 0.2)
+    np.testing.assert_allclose(h.poses, p.sample(x, 3, 5), rtol=1e-5, atol=1e-3)  # same draws
+    assert p.default_num_samples == p.config.eval.num_samples
+    assert p.hypotheses(x, key=3).poses.shape[1] == p.default_num_samples
+    with pytest.raises(ValueError, match=rf"'{name}' draws its hypotheses.*pass key="):
+        p.hypotheses(x)
+
+
+def test_single_hypothesis_and_bad_input(workdirs, kp):
+    p = inference.load_predictor(workdirs["baseline"][0])
+    x = kp[0][:3]
+    h = p.hypotheses(x, num_samples=4)
+    assert p.hypotheses_kind == "single" and h.poses.shape == (3, 1, 17, 3)
+    np.testing.assert_array_equal(h.weights, 1.0)
+    np.testing.assert_allclose(h.poses[:, 0], p.lift(x), atol=1e-4)
+    mdn = inference.load_predictor(workdirs["mdn"][0])
+    gan = inference.load_predictor(workdirs["gan"][0])
+    for pred in (p, mdn, gan):
+        with pytest.raises(ValueError, match="num_samples must be >= 1, found 0"):
+            pred.hypotheses(x, key=0, num_samples=0)
+        with pytest.raises(ValueError, match=r"\[B, 17, 2\].*\(3, 16, 2\)"):
+            pred.hypotheses(x[:, :16], key=0)
+    with pytest.raises(ValueError, match="empty batch"):
+        mdn.hypotheses(x[:0])
 
 
 def test_bad_workdirs(tmp_path, workdirs):

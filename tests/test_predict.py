@@ -57,6 +57,10 @@ def test_coco_sequence_to_npz_and_strip(setup, capsys):
     assert meta["camera"].startswith("--image_size")
     # Frames fed in pieces of 4 still get distinct noise (row i uses fold_in(key, i)).
     assert not np.allclose(res["hypotheses"][0], res["hypotheses"][4])
+    # gan's own hypotheses are its draws, weighted 1 / S.
+    np.testing.assert_allclose(saved["native_hypotheses"], saved["hypotheses"], atol=1e-3)
+    np.testing.assert_allclose(saved["native_weights"], np.full((10, 6), 1 / 6), atol=1e-6)
+    assert meta["native_hypotheses"] == "samples"
     assert (out / "sequence.png").stat().st_size > 0
     assert "predictions.npz" in capsys.readouterr().out
 
@@ -83,6 +87,15 @@ def test_npz_with_ground_truth_per_frame_pictures(setup, capsys):
     saved = np.load(out / "predictions.npz")
     assert saved["pose3d_gt"].shape == (3, 17, 3)
     assert "intrinsics stored in" in str(saved["meta"])
+    # mdn's own hypotheses: the K kernel means by weight, next to its 4 draws.
+    k = json.loads((setup["mdn"] / "config.json").read_text())["model"]["num_components"]
+    assert saved["hypotheses"].shape == (3, 4, 17, 3)
+    assert saved["native_hypotheses"].shape == (3, k, 17, 3)
+    w = saved["native_weights"]
+    assert w.shape == (3, k) and np.all(np.diff(w, axis=1) <= 0)
+    np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(saved["native_hypotheses"][:, 0], saved["lift"], atol=1e-3)
+    assert json.loads(str(saved["meta"]))["native_hypotheses"] == "kernels"
     assert "against the file's pose3d" in capsys.readouterr().out
 
 

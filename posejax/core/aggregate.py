@@ -31,12 +31,20 @@ Aggregates (``METHODS``):
 Joints marked invisible in ``visible [B, J]`` (missing keypoints, joints a method does not
 predict) take no part in the fit or the errors; per-joint aggregates use the pose-level
 weights (``reproj_joint``) or the pose-level choice (``select_joint``) there.
+
+Prior weights (``weights [B, S]``, e.g. ``mdn``'s mixing weights from
+``Predictor.hypotheses``; default uniform, normalised over S here): ``mean`` and ``median``
+become the weighted mean and the weighted median; the reprojection weights become
+``weights * softmax(-err / temperature)``, renormalised (``softmax(log w - err / T)``);
+``select_*`` pick the hypothesis (per joint) of the largest such combined weight, which is
+the smallest error when the weights are uniform.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from posejax.core import camera
 from posejax.core.camera import as_intrinsics, h36m_mean_intrinsics, normalized_coordinates
@@ -137,10 +145,50 @@ def _check(hyps, kp2d, visible):
         raise ValueError(f"expected visible [B, J] for hyps {hyps.shape}, found {visible.shape}")
 
 
+def prior_weights(weights, hyps):
+    """``weights [B, S]`` >= 0 for ``hyps [B, S, J, 3]``, normalised over S; ``None``
+    (uniform) stays ``None``. Negative or all-zero rows are errors when concrete."""
+    if weights is None:
+        return None
+    w = jnp.asarray(weights, jnp.float32)
+    if w.shape != hyps.shape[:2]:
+        raise ValueError(f"expected weights [B, S] = {hyps.shape[:2]}, found {w.shape}")
+    if not isinstance(w, jax.core.Tracer):
+        host = np.asarray(w)
+        bad = (host < 0).any(1) | ~(host.sum(1) > 0) | ~np.isfinite(host).all(1)
+        if bad.any():
+            rows = np.flatnonzero(bad)[:10].tolist()
+            raise ValueError(f"weights must be finite, >= 0, not all 0 per row; rows {rows}")
+    return w / w.sum(1, keepdims=True)
+
+
+def _scores(hyps, kp2d, intrinsics, temperature, visible, weights):
+    """Log combined weights (up to a constant per row): ``(pose [B, S], joint [B, S, J],
+    visible [B, J])`` = ``log w - err / temperature``, errors scale-normalised."""
+    err, _ = reprojection_errors(hyps, kp2d, intrinsics, visible)
+    vis = jnp.ones(err.shape[::2], bool) if visible is None else jnp.asarray(visible, bool)
+    rel = err / pose_scale_2d(kp2d, vis)[:, None, None]
+    v = vis[:, None].astype(rel.dtype)
+    pose_err = jnp.sum(rel * v, -1) / jnp.maximum(v.sum(-1), 1.0)  # [B, S]
+    pose, joint = -pose_err / temperature, -rel / temperature
+    if weights is not None:  # log 0 = -inf: a zero-weight hypothesis gets no weight
+        log_w = jnp.log(weights).astype(rel.dtype)
+        pose, joint = pose + log_w, joint + log_w[..., None]
+    return pose, joint, vis
+
+
 def reprojection_weights(
-    hyps, kp2d, intrinsics, *, temperature=DEFAULT_TEMPERATURE, visible=None, per_joint=False
+    hyps,
+    kp2d,
+    intrinsics,
+    *,
+    temperature=DEFAULT_TEMPERATURE,
+    visible=None,
+    per_joint=False,
+    weights=None,
 ):
-    """Softmax weights over hypotheses from their scale-normalised reprojection errors.
+    """Softmax weights over hypotheses from their scale-normalised reprojection errors,
+    times the prior ``weights [B, S]`` (default uniform), renormalised.
 
     Returns:
       ``[B, S]`` (per pose) or ``[B, S, J]`` (``per_joint``; invisible joints get the
@@ -148,16 +196,29 @@ def reprojection_weights(
     """
     if isinstance(temperature, (int, float)) and temperature <= 0:
         raise ValueError(f"temperature must be > 0, found {temperature}")
-    err, _ = reprojection_errors(hyps, kp2d, intrinsics, visible)
-    vis = jnp.ones(err.shape[::2], bool) if visible is None else jnp.asarray(visible, bool)
-    rel = err / pose_scale_2d(kp2d, vis)[:, None, None]
-    v = vis[:, None].astype(rel.dtype)
-    pose_err = jnp.sum(rel * v, -1) / jnp.maximum(v.sum(-1), 1.0)  # [B, S]
-    pose_w = jax.nn.softmax(-pose_err / temperature, axis=1)
+    weights = prior_weights(weights, hyps)
+    pose, joint, vis = _scores(hyps, kp2d, intrinsics, temperature, visible, weights)
+    pose_w = jax.nn.softmax(pose, axis=1)
     if not per_joint:
         return pose_w
-    joint_w = jax.nn.softmax(-rel / temperature, axis=1)
+    joint_w = jax.nn.softmax(joint, axis=1)
     return jnp.where(vis[:, None], joint_w, pose_w[..., None])
+
+
+def weighted_median(hyps, weights):
+    """Coordinate-wise weighted median over S of ``hyps [B, S, J, 3]`` with normalised
+    ``weights [B, S]``: where the cumulative weight of the sorted values reaches 1/2 (the
+    mean of the two values around it when it is exactly 1/2, as ``median`` for equal
+    weights)."""
+    order = jnp.argsort(hyps, axis=1)
+    values = jnp.take_along_axis(hyps, order, 1)
+    w = jnp.broadcast_to(weights[:, :, None, None].astype(hyps.dtype), hyps.shape)
+    cum = jnp.cumsum(jnp.take_along_axis(w, order, 1), axis=1)
+    eps = 1e-5  # float cumulative sums of equal weights land within it of 1/2
+    lo = jnp.sum(cum < 0.5 - eps, axis=1, keepdims=True)  # first at >= 1/2
+    hi = jnp.minimum(jnp.sum(cum <= 0.5 + eps, axis=1, keepdims=True), hyps.shape[1] - 1)
+    pick = lambda i: jnp.take_along_axis(values, i, 1)[:, 0]  # noqa: E731
+    return (pick(lo) + pick(hi)) / 2
 
 
 def aggregate(
@@ -168,6 +229,7 @@ def aggregate(
     *,
     temperature: float = DEFAULT_TEMPERATURE,
     visible=None,
+    weights=None,
 ):
     """One pose from S hypotheses, without ground truth.
 
@@ -179,6 +241,8 @@ def aggregate(
       method: one of ``METHODS`` (module docstring).
       temperature: softmax temperature, in units of the 2D pose scale (``reproj_*``).
       visible: optional ``[B, J]`` bool, the joints the reprojection may use.
+      weights: optional ``[B, S]`` >= 0 prior weights of the hypotheses (e.g.
+        ``Predictor.hypotheses``' weights); default uniform (module docstring).
 
     Returns:
       ``[B, J, 3]`` mm, same frame as ``hyps``.
@@ -187,10 +251,13 @@ def aggregate(
         raise ValueError(f"unknown aggregate {method!r}; expected one of {list(METHODS)}")
     hyps = jnp.asarray(hyps)
     _check(hyps, None, None)
+    weights = prior_weights(weights, hyps)
     if method == "mean":
-        return hyps.mean(axis=1)
+        if weights is None:
+            return hyps.mean(axis=1)
+        return jnp.einsum("bs,bsjc->bjc", weights.astype(hyps.dtype), hyps)
     if method == "median":
-        return jnp.median(hyps, axis=1)
+        return jnp.median(hyps, axis=1) if weights is None else weighted_median(hyps, weights)
     if kp2d is None or camera is None:
         raise ValueError(f"aggregate {method!r} needs the 2D input kp2d and the camera")
     kp2d = jnp.asarray(kp2d, hyps.dtype)
@@ -203,16 +270,21 @@ def aggregate(
             temperature=temperature,
             visible=visible,
             per_joint=method == "reproj_joint",
+            weights=weights,
         )
         w = w if w.ndim == 3 else jnp.broadcast_to(w[..., None], hyps.shape[:3])
         return jnp.einsum("bsj,bsjc->bjc", w, hyps)
-    err, _ = reprojection_errors(hyps, kp2d, camera, visible)
-    vis = jnp.ones(err.shape[::2], bool) if visible is None else visible
-    v = vis[:, None].astype(err.dtype)
-    best_pose = jnp.argmin(jnp.sum(err * v, -1) / jnp.maximum(v.sum(-1), 1.0), axis=1)  # [B]
+    if weights is None:  # smallest pixel error
+        err, _ = reprojection_errors(hyps, kp2d, camera, visible)
+        vis = jnp.ones(err.shape[::2], bool) if visible is None else visible
+        v = vis[:, None].astype(err.dtype)
+        pose, joint = -jnp.sum(err * v, -1) / jnp.maximum(v.sum(-1), 1.0), -err
+    else:  # largest combined weight
+        pose, joint, vis = _scores(hyps, kp2d, camera, temperature, visible, weights)
+    best_pose = jnp.argmax(pose, axis=1)  # [B]
     if method == "select_pose":
         return jnp.take_along_axis(hyps, best_pose[:, None, None, None], axis=1)[:, 0]
-    best = jnp.where(vis, jnp.argmin(err, axis=1), best_pose[:, None])  # [B, J]
+    best = jnp.where(vis, jnp.argmax(joint, axis=1), best_pose[:, None])  # [B, J]
     return jnp.take_along_axis(hyps, best[:, None, :, None], axis=1)[:, 0]
 
 

@@ -128,6 +128,7 @@ class ANSMethod(base.MethodBase):
 
     name = "ans"
     multi_hypothesis = True
+    hypotheses_kind = "samples"  # hypotheses: S draws of sample, uniform weights
     networks = ("lifter", "avg")
     freezable = True  # one network per stage: train.frozen = ('avg',) or ('lifter',)
     feeds = ("resident", "loader")

@@ -14,6 +14,10 @@ capability             meaning
                        and excluded from evaluation and reprojection
 ``max_missing_joints`` limb joints per frame a ``hidden`` mask may name (0: no masks)
 ``multi_hypothesis``   whether ``sample`` gives different hypotheses
+``hypotheses_kind``    what ``hypotheses`` returns: ``'single'`` (the one answer, K = 1),
+                       ``'samples'`` (S draws of ``sample``, uniform weights, needs a key)
+                       or ``'kernels'`` (the method's own K weighted poses, e.g. mdn's
+                       kernel means; deterministic)
 ``eval_unit``          ``'frame'`` (batches of frames) or ``'sequence'`` (whole sequences,
                        in order)
 ``networks``           names of the networks in ``state.params`` (``init_from.networks``
@@ -28,6 +32,7 @@ capability             meaning
 Hooks (see ``Method`` below for the exact signatures): ``data_stats``, ``norm_template``,
 ``create_state``, ``train_step``, ``eval_step``, ``frame_errors``, ``inputs`` (the
 ``lift`` input of a batch of frames: its 2D, or rendered images), ``lift``, ``sample``,
+``hypotheses`` (the method's own hypotheses with their weights, ``Hypotheses``),
 ``for_inference``, ``manifest_fields``, ``conventions``, ``figure``, ``init_networks``,
 ``prepare_state`` (a fresh state's statistics that need trained networks, e.g. ``ans``'s
 error normaliser), ``finish_errors`` (host-side columns over the whole split in order) and
@@ -37,7 +42,7 @@ error normaliser), ``finish_errors`` (host-side columns over the whole split in 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -51,9 +56,30 @@ from posejax.methods import common
 
 InputKind = Literal["pose2d", "image", "image_sequence"]
 EvalUnit = Literal["frame", "sequence"]
+HypothesesKind = Literal["single", "samples", "kernels"]
 INPUT_KINDS = ("pose2d", "image", "image_sequence")
 EVAL_UNITS = ("frame", "sequence")
+HYPOTHESES_KINDS = ("single", "samples", "kernels")
 ALL_JOINTS = np.arange(skel.NUM_JOINTS)
+
+
+class Hypotheses(NamedTuple):
+    """A method's own hypotheses (``Method.hypotheses``).
+
+    Attributes:
+      poses: ``[B, K, 17, 3]`` float32, mm, camera frame, root-relative.
+      weights: ``[B, K]`` float32 >= 0, summing to 1 over K (mdn: the mixing weights,
+        highest first; sampling methods: uniform).
+    """
+
+    poses: jax.Array
+    weights: jax.Array
+
+
+def uniform_hypotheses(poses) -> Hypotheses:
+    """``poses [B, K, 17, 3]`` with equal weights ``1 / K``."""
+    b, k = poses.shape[:2]
+    return Hypotheses(poses, jnp.full((b, k), 1.0 / k, jnp.float32))
 
 
 @runtime_checkable
@@ -66,6 +92,7 @@ class Method(Protocol):
     predicted_joints: ClassVar[np.ndarray]
     max_missing_joints: ClassVar[int]
     multi_hypothesis: ClassVar[bool]
+    hypotheses_kind: ClassVar[HypothesesKind]
     eval_unit: ClassVar[EvalUnit]
     networks: ClassVar[tuple[str, ...]]
     feeds: ClassVar[tuple[str, ...]]
@@ -100,6 +127,11 @@ class Method(Protocol):
 
     def sample(self, state, kp2d, key, num_samples: int, hidden=None) -> jax.Array:
         """``num_samples`` hypotheses ``[B, S, 17, 3]`` mm, one batched call."""
+
+    def hypotheses(self, state, kp2d, key, num_samples: int, hidden=None) -> Hypotheses:
+        """The method's own hypotheses with their weights (``hypotheses_kind``): K = 1
+        (``single``), K = ``num_samples`` draws (``samples``) or the method's K
+        (``kernels``, ``num_samples`` and ``key`` unused)."""
 
     def for_inference(self, state) -> tuple[Method, common.TrainState]:
         """A ``(method, state)`` pair computing the same outputs faster (never trained)."""
@@ -139,6 +171,8 @@ class MethodBase:
     predicted_joints: ClassVar[np.ndarray] = ALL_JOINTS
     max_missing_joints: ClassVar[int] = 0
     multi_hypothesis: ClassVar[bool] = False
+    # What ``hypotheses`` returns; ``single`` exactly when not ``multi_hypothesis``.
+    hypotheses_kind: ClassVar[HypothesesKind] = "single"
     eval_unit: ClassVar[EvalUnit] = "frame"
     networks: ClassVar[tuple[str, ...]] = ()
     # Networks the method can train while others stay frozen (``train.frozen``).
@@ -219,6 +253,15 @@ class MethodBase:
         pose = self.lift(state, kp2d, hidden)
         return jnp.broadcast_to(pose[:, None], (pose.shape[0], num_samples) + pose.shape[1:])
 
+    def hypotheses(self, state, kp2d, key, num_samples: int, hidden=None) -> Hypotheses:
+        """Default: ``single``: the one answer (``lift``), K = 1, weight 1; ``samples``:
+        ``num_samples`` draws of ``sample`` with uniform weights. ``kernels`` methods
+        override it."""
+        check_num_samples(num_samples)
+        if self.hypotheses_kind == "single":
+            return uniform_hypotheses(self.lift(state, kp2d, hidden)[:, None])
+        return uniform_hypotheses(self.sample(state, kp2d, key, num_samples, hidden))
+
     def check_missing_mask(self, hidden) -> None:
         """Raises ``ValueError`` if one frame of ``hidden [B, 17]`` is not acceptable."""
         if self.max_missing_joints == 0 and np.any(hidden):
@@ -237,6 +280,15 @@ def check_declared(cls) -> None:
         j = np.asarray(getattr(cls, attr))
         if j.ndim != 1 or not len(j) or j.min() < 0 or j.max() >= skel.NUM_JOINTS:
             problems.append(f"{attr} must be H36M-17 indices, found {j}")
+    if cls.hypotheses_kind not in HYPOTHESES_KINDS:
+        problems.append(f"hypotheses_kind {cls.hypotheses_kind!r} not in {HYPOTHESES_KINDS}")
+    elif (cls.hypotheses_kind == "single") == bool(cls.multi_hypothesis):
+        problems.append(
+            f"hypotheses_kind {cls.hypotheses_kind!r} with multi_hypothesis="
+            f"{cls.multi_hypothesis} ('single' exactly for single-hypothesis methods)"
+        )
+    elif cls.hypotheses_kind == "kernels" and cls.hypotheses is MethodBase.hypotheses:
+        problems.append("hypotheses_kind 'kernels' needs its own hypotheses hook")
     if not 0 <= cls.max_missing_joints <= aug.MAX_MISSING_JOINTS:
         problems.append(f"max_missing_joints must be in [0, {aug.MAX_MISSING_JOINTS}]")
     if not cls.networks:

@@ -43,6 +43,7 @@ class GANMethod(base.MethodBase):
     input_joints = np.sort(WSGN)
     predicted_joints = np.sort(WSGN)  # the 16 joints WSGN predicts (no spine)
     multi_hypothesis = True
+    hypotheses_kind = "samples"  # hypotheses: S draws of sample, uniform weights
     networks = (*GENERATOR, "critic")
     config_file = "gan_gt"
 

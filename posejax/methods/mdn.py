@@ -93,6 +93,7 @@ class MDNMethod(base.MethodBase):
     io = IO  # data_stats / norm_template: z-score statistics of the training split
     max_missing_joints = aug.MAX_MISSING_JOINTS  # data.missing_joints, eval.missing_joints
     multi_hypothesis = True
+    hypotheses_kind = "kernels"  # hypotheses: the K kernel means and mixing weights
     networks = ("lifter",)
     feeds = ("resident", "loader")
 
@@ -132,7 +133,7 @@ class MDNMethod(base.MethodBase):
         """Normalised ``[..., 16, 3]`` -> ``[..., 17, 3]`` mm, root-relative (pelvis 0)."""
         return IO.to_mm(pose_norm, state.norm)
 
-    def hypotheses(self, state, kp2d_px, hidden=None):
+    def kernels(self, state, kp2d_px, hidden=None):
         """The K kernel means, highest mixing weight first.
 
         Args:
@@ -144,6 +145,15 @@ class MDNMethod(base.MethodBase):
         """
         return self._by_weight(state, self.mixture(state, kp2d_px, hidden))
 
+    def hypotheses(self, state, kp2d_px, key, num_samples: int, hidden=None) -> base.Hypotheses:
+        """The method's own hypotheses (contract hook): the K kernel means ``[B, K, 17, 3]``
+        mm with their mixing weights ``[B, K]``, highest first. Deterministic: ``key`` and
+        ``num_samples`` are unused (``sample`` draws from the mixture instead)."""
+        del key
+        base.check_num_samples(num_samples)
+        hyps, weights, _ = self.kernels(state, kp2d_px, hidden)
+        return base.Hypotheses(hyps, weights)
+
     def _by_weight(self, state, mix: MixtureParams):
         order = jnp.argsort(-mix.logits, axis=-1)
         take = lambda x: jnp.take_along_axis(x, order.reshape(order.shape + (1,) * (x.ndim - 2)), 1)
@@ -151,7 +161,7 @@ class MDNMethod(base.MethodBase):
 
     def lift(self, state: common.TrainState, kp2d_px, hidden=None):
         """The highest-weight kernel mean, ``[B, 17, 3]`` mm root-relative."""
-        return self.hypotheses(state, kp2d_px, hidden)[0][:, 0]
+        return self.kernels(state, kp2d_px, hidden)[0][:, 0]
 
     def sample(self, state, kp2d_px, key, num_samples: int, hidden=None):
         """``num_samples`` poses drawn from the mixture, ``[B, S, 17, 3]`` mm, one batched

@@ -11,6 +11,7 @@ import pytest
 from posejax import methods
 from posejax.core import skeleton as skel
 from posejax.data import augment as aug
+from posejax.methods import base
 from posejax.training import data as data_lib
 from posejax.training import protocol, sharding, trainer
 from posejax.training import workdir as workdir_lib
@@ -30,11 +31,20 @@ def setup():
 
 def test_hypotheses_and_samples_shapes(setup):
     _, method, state, batch = setup
-    hyps, weights, scales = method.hypotheses(state, batch.kp2d)
+    hyps, weights, scales = method.kernels(state, batch.kp2d)
     assert hyps.shape == (3, 7, 17, 3) and weights.shape == scales.shape == (3, 7)
     assert np.all(np.diff(np.asarray(weights), axis=1) <= 0)  # highest weight first
     np.testing.assert_array_equal(hyps[:, :, 0], 0.0)  # pelvis re-inserted as 0
     np.testing.assert_array_equal(method.lift(state, batch.kp2d), hyps[:, 0])
+    # The contract hook: the kernel means and their weights; key and num_samples unused.
+    assert method.hypotheses_kind == "kernels"
+    own = method.hypotheses(state, batch.kp2d, jax.random.key(0), 3)
+    assert isinstance(own, base.Hypotheses) and own.poses.shape == (3, 7, 17, 3)
+    np.testing.assert_array_equal(own.poses, hyps)
+    np.testing.assert_array_equal(own.weights, weights)
+    np.testing.assert_allclose(np.asarray(own.weights).sum(1), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="num_samples must be >= 1"):
+        method.hypotheses(state, batch.kp2d, None, 0)
     sample = jax.jit(method.sample, static_argnums=3)
     s = sample(state, batch.kp2d, jax.random.key(1), 11)
     assert s.shape == (3, 11, 17, 3) and np.all(np.isfinite(s))
@@ -46,7 +56,7 @@ def test_for_inference_folds_max_norm_and_keeps_the_outputs(setup):
     fast, folded = method.for_inference(state)
     assert config.model.max_norm and not fast.config.model.max_norm
     for i, (a, b) in enumerate(
-        zip(method.hypotheses(state, batch.kp2d), fast.hypotheses(folded, batch.kp2d), strict=True)
+        zip(method.kernels(state, batch.kp2d), fast.kernels(folded, batch.kp2d), strict=True)
     ):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-3, err_msg=f"output {i}")
     # the pi head stays unclipped (max_norm_exclude): its kernel is not rescaled
@@ -65,7 +75,7 @@ def test_samples_concentrate_on_the_means_as_sigma_vanishes(setup):
     head["bias"] = jnp.full_like(head["bias"], -30.0)  # sigma = exp(-30)
     lifter["sigma_head"] = head
     sharp = state.replace(params={"lifter": lifter})
-    hyps, weights, _ = method.hypotheses(sharp, batch.kp2d)
+    hyps, weights, _ = method.kernels(sharp, batch.kp2d)
     s = method.sample(sharp, batch.kp2d, jax.random.key(2), 4000)
     dist = np.linalg.norm(np.asarray(s)[:, :, None] - np.asarray(hyps)[:, None], axis=-1)
     dist = dist.max(-1)  # [B, S, K]: worst joint
@@ -107,10 +117,10 @@ def test_hidden_joints_read_as_the_training_mean(setup):
         np.asarray(state.norm["in"]["mean"]), skel.SUBSETS["mdn_in16"]
     )
     filled = np.where(hidden[..., None], mean17, filled).astype(np.float32)
-    a = method.hypotheses(state, batch.kp2d, hidden)[0]
-    np.testing.assert_allclose(a, method.hypotheses(state, filled)[0], atol=1e-3)
+    a = method.kernels(state, batch.kp2d, hidden)[0]
+    np.testing.assert_allclose(a, method.kernels(state, filled)[0], atol=1e-3)
     nan_hidden = np.where(hidden[..., None], np.nan, np.asarray(batch.kp2d)).astype(np.float32)
-    np.testing.assert_allclose(method.hypotheses(state, nan_hidden, hidden)[0], a, atol=1e-4)
+    np.testing.assert_allclose(method.kernels(state, nan_hidden, hidden)[0], a, atol=1e-4)
     with pytest.raises(ValueError, match="NaN/inf values at visible input joints"):
         method.lift(state, nan_hidden)
     hidden[2, [2, 3, 5]] = True
