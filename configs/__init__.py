@@ -18,7 +18,7 @@ variant. ``REGISTRY`` maps each name to its module. The package is installed wit
 
 import ml_collections
 
-from configs import ans, baseline, gan_det, gan_gt, hourglass, mdn
+from configs import ans, baseline, gan_det, gan_gt, hourglass, mdn, pose_machines
 
 REGISTRY = {
     "ans": ans,
@@ -27,6 +27,7 @@ REGISTRY = {
     "gan_gt": gan_gt,
     "hourglass": hourglass,
     "mdn": mdn,
+    "pose_machines": pose_machines,
 }
 
 

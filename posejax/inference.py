@@ -95,7 +95,8 @@ def load_predictor(
     workdir_or_checkpoint, *, step: int | None = None, best: bool = False, buckets=BUCKETS
 ) -> Predictor:
     """A ``Predictor`` for a trained workdir (module docstring), latest step by default;
-    for an image method (``hourglass``) an ``inference_images.ImagePredictor``.
+    for an image method (``hourglass``) an ``inference_images.ImagePredictor``, for an
+    image-sequence method (``pose_machines``) an ``inference_sequences.SequencePredictor``.
 
     Raises:
       FileNotFoundError: no workdir or no ``config.json``.
@@ -104,6 +105,12 @@ def load_predictor(
     """
     r = workdir_lib.restore(workdir_or_checkpoint, step=step, best=best, optimizer=False)
     method, state = r.method.for_inference(r.state)  # e.g. max-norm folded into the weights
+    if method.input_kind == "image_sequence":  # frames of one sequence in order, 3D out
+        from posejax import inference_sequences
+
+        return inference_sequences.SequencePredictor(
+            method, state, r.config, step=r.step, workdir=r.workdir
+        )
     if method.input_kind == "image":  # posejax.inference_images: crops in, 2D + 3D out
         from posejax import inference_images
 

@@ -16,13 +16,16 @@ import configs
 from configs import common
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-NAMES = ("ans", "baseline", "gan_det", "gan_gt", "hourglass", "mdn")
+NAMES = ("ans", "baseline", "gan_det", "gan_gt", "hourglass", "mdn", "pose_machines")
 SECTIONS = {"method", "seed", "data", "model", "loss", "optim", "schedule", "train", "eval",
             "mesh", "init_from"}  # fmt: skip
 # the 2D input kind each file gives when none is asked for (CMU: always gt)
 DEFAULT_INPUT = {"ans": "det", "baseline": "gt", "gan_det": "det", "gan_gt": "gt", "mdn": "det",
-                 "hourglass": "gt"}  # fmt: skip
-IMAGE_ONLY = {"hourglass"}  # trains on rendered SynthPose images: no pose-file sources
+                 "hourglass": "gt", "pose_machines": "det"}  # fmt: skip
+IMAGE_ONLY = {
+    "hourglass",
+    "pose_machines",
+}  # trains on rendered SynthPose images: no pose-file sources
 PINNED = {"gan_det": "det", "gan_gt": "gt"}  # files whose name fixes the 2D input kind
 
 
@@ -80,7 +83,15 @@ def test_every_valid_combination_builds(name):
             assert configs.get_config(name, ",".join(parts + parts[:1])).to_dict() == c.to_dict()
         built += 1
     # 3 sizes x 5 sources x 3 kinds, less det with CMU and the kind a file's name excludes
-    want = {"ans": 42, "baseline": 42, "gan_det": 24, "gan_gt": 30, "mdn": 42, "hourglass": 18}
+    want = {
+        "ans": 42,
+        "baseline": 42,
+        "gan_det": 24,
+        "gan_gt": 30,
+        "mdn": 42,
+        "hourglass": 18,
+        "pose_machines": 18,
+    }
     assert built == want[name]
 
 

@@ -251,12 +251,17 @@ def sample_windows(
     ``sharding``: where the windows should live (split over the mesh's 'data' axis: the
     B axis is sharded); ``None`` leaves the placement to XLA.
     """
+    return _gather(data, sample_window_rows(data, key, batch_size, window), sharding)
+
+
+def sample_window_rows(data: PoseData, key: jax.Array, batch_size: int, window: int):
+    """``[B, window]`` int32 rows of ``sample_windows``'s windows (inside jit), for
+    callers that gather or render rows themselves (e.g. ``render.render_batch``)."""
     ok = _window_ok(jnp, data, window)
     count = jnp.cumsum(ok.astype(jnp.int32))  # count[s] = valid starts at or before s
     u = jax.random.randint(key, (batch_size,), 0, count[-1])
     start = jnp.searchsorted(count, u, side="right").astype(jnp.int32)
-    idx = start[:, None] + jnp.arange(window, dtype=jnp.int32)[None, :]
-    return _gather(data, idx, sharding)
+    return start[:, None] + jnp.arange(window, dtype=jnp.int32)[None, :]
 
 
 def sequence_rows(host: PoseData) -> list[np.ndarray]:

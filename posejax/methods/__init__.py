@@ -11,6 +11,7 @@ from posejax.methods.baseline import BaselineMethod
 from posejax.methods.gan import GANMethod
 from posejax.methods.hourglass import HourglassMethod
 from posejax.methods.mdn import MDNMethod
+from posejax.methods.pose_machines import PoseMachinesMethod
 
 REGISTRY = {
     "ans": ANSMethod,
@@ -18,6 +19,7 @@ REGISTRY = {
     "gan": GANMethod,
     "hourglass": HourglassMethod,
     "mdn": MDNMethod,
+    "pose_machines": PoseMachinesMethod,
 }
 
 

@@ -119,7 +119,9 @@ class Method(Protocol):
 
     def inputs(self, batch: device.PoseData, key: jax.Array) -> jax.Array:
         """What ``lift`` / ``sample`` take for a batch of frames: ``batch.kp2d`` for
-        ``pose2d`` methods, rendered crops ``[B, H, W, 3]`` for ``image`` methods."""
+        ``pose2d`` methods, rendered crops ``[B, H, W, 3]`` for ``image`` methods, and for
+        ``image_sequence`` methods the B frames (of one sequence, in order) rendered as
+        one clip ``[1, B, H, W, 3]`` (their ``lift`` gives ``[1, B, 17, 3]``)."""
 
     def lift(self, state, kp2d: jax.Array, hidden: jax.Array | None = None) -> jax.Array:
         """The deterministic answer ``[B, 17, 3]`` mm, camera frame, root-relative

@@ -87,6 +87,12 @@ def evaluate_workdir(
         out["report"], report_text = report
         text += "\n\n" + report_text
     agg_fields = {}
+    if aggregates and method.eval_unit == "sequence":
+        raise ValueError(
+            f"--aggregates combine the hypotheses of single frames; method {config.method!r} "
+            "lifts whole sequences (eval_unit 'sequence') with one answer per frame: drop "
+            "--aggregates"
+        )
     if aggregates:
         fast, fast_state = method.for_inference(state)
         errs = aggregation.compute(

@@ -65,21 +65,25 @@ def test_hooks_and_shapes(built):
         method.norm_template(),
     )
     x = method.inputs(batch, jax.random.key(4))
-    assert x.shape[0] == B and (x.shape[1:] == (17, 2)) == (method.input_kind == "pose2d")
+    seq = method.input_kind == "image_sequence"  # the B frames as one clip [1, B, ...]
+    lead = (1, B) if seq else (B,)
+    assert x.shape[: len(lead)] == lead
+    assert (x.shape[1:] == (17, 2)) == (method.input_kind == "pose2d")
     pose = method.lift(state, x)
-    assert pose.shape == (B, 17, 3) and np.isfinite(np.asarray(pose)).all()
+    assert pose.shape == lead + (17, 3) and np.isfinite(np.asarray(pose)).all()
     hyps = method.sample(state, x, jax.random.key(1), S)
-    assert hyps.shape == (B, S, 17, 3)
+    assert hyps.shape == ((1, S, B) if seq else (B, S)) + (17, 3)
     spread = float(np.asarray(hyps).std(axis=1).max())
     assert (spread > 1e-2) == method.multi_hypothesis
     new, metrics = jax.jit(method.train_step)(state, ds.data, jax.random.key(2))
     assert int(new.step) == 1 and all(np.isfinite(float(v)) for v in metrics.values())
     assert all(k.startswith("train/") for k in metrics)
-    out = method.eval_step(state, batch, jax.random.key(3))
+    unit = jax.tree.map(lambda v: v[None], batch) if method.eval_unit == "sequence" else batch
+    out = method.eval_step(state, unit, jax.random.key(3))
     errs = method.frame_errors(out, allow_reflection=False)
     assert {"p1", "p2"} & set(errs) or {"p1_zc", "p2_zc"} <= set(errs)
     for k, v in errs.items():
-        assert v.shape == (B,) and np.isfinite(np.asarray(v)).all(), k
+        assert v.shape == lead and np.isfinite(np.asarray(v)).all(), k
     fast, fast_state = method.for_inference(state)
     np.testing.assert_allclose(fast.lift(fast_state, x), pose, rtol=1e-4, atol=1e-2)
     assert isinstance(method.manifest_fields(), dict) and isinstance(method.conventions, dict)
@@ -87,6 +91,15 @@ def test_hooks_and_shapes(built):
 
 def test_bad_inputs(built):
     name, config, method, state, ds, batch = built
+    if method.input_kind == "image_sequence":
+        clips = np.asarray(method.inputs(batch, jax.random.key(0)))
+        with pytest.raises(ValueError, match=r"expected clips \[B, T, \d+, \d+, 3\].*found"):
+            method.lift(state, clips[0])  # no clip axis
+        with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+            method.lift(state, clips * 255)
+        with pytest.raises(ValueError, match="num_samples must be >= 1"):
+            method.sample(state, clips, jax.random.key(0), 0)
+        return
     if method.input_kind == "image":
         images = np.asarray(method.inputs(batch, jax.random.key(0)))
         with pytest.raises(ValueError, match=r"expected images \[B, \d+, \d+, 3\].*found"):

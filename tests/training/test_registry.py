@@ -2,6 +2,8 @@
 resume bit-equal to an uninterrupted run, evaluate, load through the inference API, sample,
 reject bad input. A new method inherits this by its registry line and ``:smoke`` config."""
 
+import pathlib
+
 import jax
 import numpy as np
 import pytest
@@ -28,6 +30,8 @@ def test_train_resume_evaluate_predict(tmp_path, name):
     a, b = params_of(tmp_path / "straight"), params_of(tmp_path / "resumed")
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
+    if methods.get(name).eval_unit == "sequence":  # one answer per frame: no aggregates
+        return _check_sequence_method(tmp_path / "resumed")
     result = protocol.evaluate_workdir(
         tmp_path / "resumed", stride=8, figure=False, aggregates=("mean", "select_pose"),
         num_samples=4,
@@ -52,6 +56,22 @@ def test_train_resume_evaluate_predict(tmp_path, name):
     bad[0, p.input_joints[0]] = np.nan
     with pytest.raises(ValueError, match="NaN/inf"):
         p.lift(bad)
+
+
+def _check_sequence_method(workdir):
+    from posejax.data import device, synthpose
+
+    with pytest.raises(ValueError, match="drop --aggregates"):
+        protocol.evaluate_workdir(workdir, figure=False, aggregates=("mean",), num_samples=2)
+    result = protocol.evaluate_workdir(workdir, figure=True)
+    assert result["step"] == 3 and pathlib.Path(result["figure"]).is_file()
+    assert all(np.isfinite(t["mean_of_actions"]) for t in result["tables"].values())
+    p = posejax.load_predictor(workdir)
+    cfg = synthpose.SynthPoseConfig(frames_per_sequence=20, sequences_per_action=1)
+    r = synthpose.generate("test", config=cfg, subjects=["S9"], actions=["Walking"])
+    batch = jax.tree.map(lambda x: x[:6], device.DeviceDataset.from_records(r).data)
+    frames = np.asarray(p.method.inputs(batch, jax.random.key(0)))[0]
+    assert p.lift_sequence(frames)["refined"].shape == (6, 17, 3) and not p.multi_hypothesis
 
 
 def _check_image_predictor(p, config):
