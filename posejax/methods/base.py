@@ -323,6 +323,19 @@ def check_num_samples(num_samples) -> None:
         raise ValueError(f"num_samples must be >= 1, found {num_samples}")
 
 
+def check_rgb_values(images, what="images") -> None:
+    """Raises ``ValueError`` unless concrete ``images`` are finite RGB in [0, 1] (image and
+    image-sequence methods; their shape checks are their own)."""
+    if isinstance(images, jax.core.Tracer):
+        return
+    x = np.asarray(images)
+    if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
+        raise ValueError(
+            f"{what}: expected finite RGB values in [0, 1], found range "
+            f"[{np.nanmin(x)}, {np.nanmax(x)}]"
+        )
+
+
 def check_kp2d_shape(kp2d, hidden=None, *, what="kp2d") -> None:
     """Raises ``ValueError`` unless ``kp2d`` is ``[B, 17, 2]`` and ``hidden`` (if given)
     ``[B, 17]``."""

@@ -304,11 +304,7 @@ class HourglassMethod(base.MethodBase):
                 f"expected {what} [B, {s}, {s}, 3] RGB in [0, 1] (data.input_size={s}), "
                 f"found {shape or None}"
             )
-        if not isinstance(images, jax.core.Tracer):
-            x = np.asarray(images)
-            if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
-                raise ValueError(f"{what}: expected finite RGB values in [0, 1], found "
-                                 f"range [{np.nanmin(x)}, {np.nanmax(x)}]")  # fmt: skip
+        base.check_rgb_values(images, what)
 
     def inputs(self, batch, key):
         """Studio renders of a ``PoseData`` batch: what ``lift`` takes (tests, tools)."""

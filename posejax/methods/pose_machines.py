@@ -68,13 +68,6 @@ from posejax.models import pose_machines as pm
 J, H16 = pm.J, pm.H36M16
 STAGES = ("pose2d", "bilstm", "addsrr", "finetune_whole", "mask3d")
 NETWORKS = ("front", "transformer", "correction", "projection")
-TRAINED = {
-    "pose2d": ("front",),
-    "bilstm": ("transformer",),
-    "addsrr": ("correction", "projection"),
-    "finetune_whole": NETWORKS,
-    "mask3d": ("transformer", "correction", "projection"),
-}
 STUDIO_KEY, WILD_KEY, DROP_KEY = range(3)
 READOUTS = ("official", "after")
 RESETS = ("per_sequence", "per_frame")
@@ -237,9 +230,6 @@ class PoseMachinesMethod(base.MethodBase):
         if name == "correction":
             return pm.Correction(m.proj_hidden, m.get("init", "caffe"), rngs=rngs)
         return pm.Projection(m.proj_hidden, m.get("init", "caffe"), rngs=rngs)
-
-    def trainable(self):
-        return tuple(n for n in self.networks if n not in self.frozen)
 
     # -- state ---------------------------------------------------------------------------
     def data_stats(self, train: device.PoseData) -> dict:
@@ -478,13 +468,7 @@ class PoseMachinesMethod(base.MethodBase):
                 f"expected {what} [B, T, {s}, {s}, 3] RGB in [0, 1], frames in order "
                 f"(data.input_size={s}), found {shape or None}"
             )
-        if not isinstance(clips, jax.core.Tracer):
-            x = np.asarray(clips)
-            if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
-                raise ValueError(
-                    f"{what}: expected finite RGB values in [0, 1], found "
-                    f"range [{np.nanmin(x)}, {np.nanmax(x)}]"
-                )
+        base.check_rgb_values(clips, what)
 
     def _chunks(self, t: int):
         """Rows ``[C, L]`` cutting ``t`` frames into clips of ``clip_len`` (the last padded
